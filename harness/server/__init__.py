@@ -1,0 +1,1 @@
+"""The reference coderd replica: /reinit per variant, a control API, state in PostgreSQL."""
