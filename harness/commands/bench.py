@@ -14,7 +14,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ps = sub.add_parser("pubsub", help="publish → receive latency and notifications/s between two processes")
     ps.add_argument("--messages", type=int, default=20000, help="burst size for the throughput phase (20000)")
     ps.add_argument("--paced", type=int, default=2000, help="messages in the paced latency phase (2000)")
-    for s in (ps,):
+    ag = sub.add_parser("agents", help="N agents holding streams on 3 replicas, then a claim for each")
+    ag.add_argument("--agents", type=int, default=1000, help="how many agents (1000)")
+    ag.add_argument("--tag", default="v2.34.4", help="release of the replicas and agents (v2.34.4)")
+    for s in (ps, ag):
         s.add_argument("--pg-dsn", help=f"use this PostgreSQL instead of starting one (also ${DSN_ENV})")
         s.add_argument("--json", action="store_true", help="print the figures as one JSON object")
 
@@ -39,5 +42,21 @@ def run(args: argparse.Namespace) -> int:
         with postgres(args.pg_dsn) as dsn:
             figures = pubsub.run(dsn, messages=args.messages, paced=args.paced)
         _print(figures, args.json, "pubsub: two OS processes on one PostgreSQL (target: p50 < 2 ms, ≥ 5,000/s)")
+        return 0
+    if args.what == "agents":
+        if args.agents < 1:
+            raise UsageError("--agents must be at least 1")
+        from harness.bench import agents
+        from harness.pg.session import postgres
+        from harness.protocol import CatalogueError, resolve
+
+        try:
+            resolve(args.tag)
+        except CatalogueError as e:
+            raise UsageError(str(e)) from None
+        with postgres(args.pg_dsn) as dsn:
+            figures = agents.run(dsn, agents=args.agents, tag=args.tag,
+                                 progress=lambda m: print(m, flush=True) if not args.json else None)
+        _print(figures, args.json, f"agents: {args.agents} agents on 3 replicas, a claim each (target: p99 < 1 s)")
         return 0
     raise UsageError(f"unknown benchmark {args.what!r}")

@@ -34,6 +34,10 @@ class Backoff:
         self.delay = max(sleep, self.floor)
         return sleep
 
+    def peek(self) -> float:
+        """The sleep the next ``before_attempt()`` will return, without taking it."""
+        return min(self.delay * GROWTH, self.ceil)
+
     def reset(self) -> None:
         self.delay = 0.0
 

@@ -1,0 +1,84 @@
+"""harness agent: attach one simulated agent to any server that speaks the protocol; print what it sees.
+
+Works against the reference replicas or a real Coder deployment (give a prebuilt workspace's agent
+token). Runs until polling stops or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+from harness.errors import UsageError
+from harness.protocol import CatalogueError, Release, resolve
+
+
+def add_release_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--variant", help="agent rules to use: V1, V2, V3 (default: the --version-tag's)")
+    p.add_argument("--version-tag", help="the Coder release the agent stands for, e.g. v2.31.14")
+    p.add_argument("--time-scale", type=float, default=1.0,
+                   help="multiply the retry back-off by this (default 1: Coder's real timings)")
+
+
+def release_from(args: argparse.Namespace) -> Release:
+    if not args.variant and not args.version_tag:
+        raise UsageError("give --variant or --version-tag")
+    if args.time_scale <= 0:
+        raise UsageError(f"--time-scale {args.time_scale}: must be positive")
+    try:
+        release = resolve(args.version_tag or args.variant,
+                          {args.version_tag: args.variant} if args.version_tag and args.variant else None)
+    except CatalogueError as e:
+        raise UsageError(str(e)) from None
+    if release.variant.agent is None:
+        raise UsageError(f"{release.tag} is {release.variant.name}: its agent has no reinit loop to simulate")
+    return release
+
+
+def check_url(url: str) -> str:
+    u = urlparse(url)
+    if u.scheme not in ("http", "https") or not u.hostname:
+        raise UsageError(f"--url {url!r}: expected http://HOST[:PORT] or https://HOST[:PORT]")
+    return url
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", required=True, help="the server, e.g. http://127.0.0.1:3000 or https://coder.example.com")
+    p.add_argument("--token", required=True, help="the workspace agent's token")
+    p.add_argument("--log", type=Path, help="also write the JSONL events here")
+    add_release_arguments(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.agent.agent import SimAgent
+    from harness.agent.narrate import line
+    from harness.events import EventLog
+
+    release = release_from(args)
+    check_url(args.url)
+    done = threading.Event()
+
+    def show(event: dict) -> None:
+        text = line(event)
+        if text:
+            stamp = time.strftime("%H:%M:%S", time.localtime(event["t"])) + f".{int(event['t'] % 1 * 1000):03d}"
+            print(f"{stamp}  {text}", flush=True)
+        if event["ev"] in ("agent.stopped",):
+            done.set()
+
+    log = EventLog(args.log, "agent", sink=show)
+    agent = SimAgent("agent", url=args.url, token=args.token, release=release, log=log, time_scale=args.time_scale)
+    agent.start()
+    try:
+        while not done.wait(0.2):
+            pass
+    finally:
+        agent.stop()
+        log.close()
+    print(f"polling stopped after {agent.state.requests} request(s) and {agent.state.generation} reinit(s)",
+          file=sys.stderr)
+    return 0

@@ -1,0 +1,60 @@
+"""harness agents: many simulated agents in one process, with a status line every few seconds."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from harness.commands.agent import add_release_arguments, check_url, release_from
+from harness.errors import UsageError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", required=True, help="the server (a replica, or a load balancer in front of several)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--tokens", type=Path, help="a file with one agent token per line")
+    src.add_argument("--count", type=int,
+                     help="create this many prebuilds through the control API (reference replicas)")
+    p.add_argument("--admin-token", help="the control API token, with --count")
+    p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    p.add_argument("--log", type=Path, help="JSONL events of every agent")
+    add_release_arguments(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.agent.host import AgentHost
+    from harness.events import EventLog
+    from harness.server.client import ControlClient
+
+    release = release_from(args)
+    check_url(args.url)
+    if args.tokens:
+        try:
+            tokens = [t.strip() for t in args.tokens.read_text().splitlines() if t.strip()]
+        except OSError as e:
+            raise UsageError(f"--tokens {args.tokens}: {e.strerror}") from None
+        if not tokens:
+            raise UsageError(f"--tokens {args.tokens}: no tokens in the file")
+        workspaces = [""] * len(tokens)
+    else:
+        if args.count < 1:
+            raise UsageError("--count must be at least 1")
+        if not args.admin_token:
+            raise UsageError("--count needs --admin-token (the replicas' control API token)")
+        control = ControlClient(args.url, args.admin_token)
+        created = [control.create_prebuild() for _ in range(args.count)]
+        tokens, workspaces = [w.agent_token for w in created], [str(w.id) for w in created]
+        print(f"created {len(created)} prebuilds", flush=True)
+    log = EventLog(args.log, "agents")
+    started = time.monotonic()
+    with AgentHost(log, time_scale=args.time_scale) as host:
+        for i, (token, ws) in enumerate(zip(tokens, workspaces, strict=True)):
+            host.add(f"a{i}", url=args.url, token=token, release=release, workspace=ws)
+        host.start_all()
+        while args.duration is None or time.monotonic() - started < args.duration:
+            time.sleep(min(5.0, max(0.1, (args.duration or 5.0) - (time.monotonic() - started))))
+            print(f"{time.monotonic() - started:6.1f}s  " + ", ".join(f"{k} {v}" for k, v in host.summary().items()),
+                  flush=True)
+    log.close()
+    return 0
