@@ -115,14 +115,22 @@ def _conflict(why: str, message: str, detail: str) -> Decision:
     return Decision(DecisionKind.CONFLICT, why, body=coder_response(message, detail))
 
 
+def durable_branch(rule: HandlerRule, wait_query: str | None, owner: uuid.UUID) -> str | None:
+    """None when the handler runs its durable check; otherwise why it just waits on pubsub."""
+    if not rule.durable:
+        return "no durable check in this release"
+    if rule.gate is WaitGate.WAIT_PARAM and not parse_go_bool(wait_query):
+        return "request without wait=true: plain pubsub wait"
+    if owner == PREBUILDS_SYSTEM_USER:
+        return "unclaimed prebuild: waiting for the claim"
+    return None
+
+
 def decide(rule: HandlerRule, wait_query: str | None, ws: WorkspaceState) -> Decision:
     """The handler's choice after it has subscribed (subscribe-first is the caller's job)."""
-    if not rule.durable:
-        return _wait("no durable check in this release")
-    if rule.gate is WaitGate.WAIT_PARAM and not parse_go_bool(wait_query):
-        return _wait("request without wait=true: plain pubsub wait")
-    if ws.owner == PREBUILDS_SYSTEM_USER:
-        return _wait("unclaimed prebuild: waiting for the claim")
+    plain = durable_branch(rule, wait_query, ws.owner)
+    if plain is not None:
+        return _wait(plain)
     if ws.first_build.initiator != PREBUILDS_SYSTEM_USER:
         return _conflict("workspace was never a prebuild", *NOT_PREBUILT)
     latest = ws.latest_build

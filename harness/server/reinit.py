@@ -38,7 +38,7 @@ from harness.protocol import (
     decide,
 )
 from harness.protocol.ids import TOKEN_COOKIE, TOKEN_HEADER, ZERO, channel
-from harness.protocol.rules import BAD_TOKEN, LOOKUP_FAILED, NO_TOKEN, ROUTE_NOT_FOUND
+from harness.protocol.rules import BAD_TOKEN, LOOKUP_FAILED, NO_TOKEN, ROUTE_NOT_FOUND, durable_branch
 from harness.server.gochan import GoChannel
 from harness.server.store import AgentWorkspace, Store
 
@@ -162,7 +162,7 @@ class ReinitHandler:
         return sub
 
     async def _durable_check(self, stream: Stream, wait: str | None, workspace: AgentWorkspace) -> Decision | None:
-        if self.hooks.durable_check_delay_ms:
+        if self.hooks.durable_check_delay_ms and durable_branch(self.variant.handler, wait, workspace.owner) is None:
             self.log.emit("reinit.check_delayed", conn=stream.conn, agent=stream.agent, ws=str(workspace.id),
                           ms=self.hooks.durable_check_delay_ms)
             await asyncio.sleep(self.hooks.durable_check_delay_ms / 1000)

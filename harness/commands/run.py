@@ -1,0 +1,124 @@
+"""harness run: validate the matrix, print the plan, run every cell with pytest, write the report, judge the gate.
+
+Exit status: 0 when the gate passes, 1 when it fails (or the run was incomplete), 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from harness.errors import UsageError
+from harness.pg.locate import DSN_ENV
+
+AUTO_WORKERS_MAX = 6  # cells mostly wait on the network; past ~3 per core the machine, not the plan, is the limit
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--matrix", help="matrix file (default: $HARNESS_MATRIX or ./matrix.yaml)")
+    p.add_argument("--scenario", action="append", metavar="S", help="only this scenario (repeatable)")
+    p.add_argument("--cell", action="append", metavar="ID", help="only this cell, as printed by --dry-run (repeatable)")
+    p.add_argument("--seed", type=int, help="run seed (default: $HARNESS_SEED, then the matrix)")
+    p.add_argument("--time-scale", type=float, help="scale Coder's timings (default: the matrix's, else 1 = real)")
+    p.add_argument("--quiet-ms", type=int, help="how long a settled cell is watched for more (default 300)")
+    p.add_argument("-n", dest="workers", default="auto",
+                   help="parallel workers: a number, 0 for none, or auto (default: 3 per CPU, at most 6)")
+    p.add_argument("--report-dir", help="where run folders go (default: ./reports)")
+    p.add_argument("--pg-dsn", help=f"use this PostgreSQL instead of starting one (also ${DSN_ENV})")
+    p.add_argument("--dry-run", action="store_true", help="validate and print the plan, run nothing")
+
+
+def workers(value: str, cells: int) -> int:
+    if value == "auto":
+        return max(1, min(AUTO_WORKERS_MAX, 3 * (os.cpu_count() or 1), cells // 8 or 1))
+    try:
+        n = int(value)
+    except ValueError:
+        raise UsageError(f"-n {value!r}: expected a number or auto") from None
+    if n < 0:
+        raise UsageError(f"-n {n}: must be 0 or more")
+    return n
+
+
+def header(matrix, settings, plan, n: int) -> list[str]:  # type: ignore[no-untyped-def]
+    from harness.plan import tags_of
+
+    releases = ", ".join(f"{t} ({matrix.release(t).variant.name})" for t in tags_of(plan))
+    scale = "Coder's real timings" if settings.time_scale == 1 else f"×{settings.time_scale:g} of Coder's timings"
+    scenarios = len({c.scenario for c in plan})
+    return [
+        f"harness run — {matrix.path} (sha256 {matrix.sha256[:12]})",
+        f"  seed {settings.seed} (from {settings.sources['seed']}) · time scale {settings.time_scale:g}: {scale} "
+        f"(from {settings.sources['time_scale']}) · quiet window {settings.quiet_ms} ms",
+        f"  candidate {matrix.candidate or '(none: the gate judges every cell)'} · {len(matrix.upgrades)} upgrade(s): "
+        + ", ".join(f"{u.old} → {u.new}" for u in matrix.upgrades),
+        f"  servers: {releases}",
+        f"  {len(plan)} cells ({scenarios} scenarios × {len({c.pairing for c in plan})} pairings) · "
+        f"{n or 1} fleet(s) of {len(tags_of(plan))} replicas behind a fault proxy · workers: {n or 'in-process'}",
+        f"  ledger: {len(matrix.ledger)} accepted incompatibilities",
+    ]
+
+
+def run(args: argparse.Namespace) -> int:
+    import pytest
+
+    from harness.matrix import load
+    from harness.plan import cells
+    from harness.scenarios import catalogue
+    from harness.scenarios.plugin import new_run_dir
+    from harness.settings import matrix_path, resolve
+
+    scenarios = catalogue()
+    matrix = load(matrix_path(args.matrix), known_scenarios=list(scenarios))
+    settings = resolve(matrix, seed=args.seed, time_scale=args.time_scale, quiet_ms=args.quiet_ms,
+                       report_dir=args.report_dir)
+    plan = cells(matrix, list(scenarios), only_scenarios=args.scenario, only_cells=args.cell)
+    n = workers(args.workers, len(plan))
+    print("\n".join(header(matrix, settings, plan, n)), flush=True)
+    if args.dry_run:
+        for i, c in enumerate(plan, 1):
+            print(f"  {i:>4}. {c.id}")
+        return 0
+    if args.pg_dsn:
+        os.environ[DSN_ENV] = args.pg_dsn
+    run_dir = new_run_dir(settings.report_dir)
+    argv = ["--pyargs", "harness.scenarios", "-p", "no:cacheprovider", "-q", "--no-header", "-rN", "--tb=no",
+            "-o", "addopts=", "--matrix", str(matrix.path), "--harness-run-dir", str(run_dir),
+            "--harness-seed", str(settings.seed), "--harness-time-scale", str(settings.time_scale),
+            "--harness-quiet-ms", str(settings.quiet_ms), "--harness-report-dir", str(settings.report_dir)]
+    for c in plan if (args.cell or args.scenario) else ():
+        argv += ["--harness-cell", c.id]
+    if n:
+        argv += ["-n", str(n), "--dist", "worksteal"]
+    print(f"  run folder: {run_dir}", flush=True)
+    code = pytest.main(argv)
+    if code == pytest.ExitCode.INTERRUPTED:
+        raise KeyboardInterrupt
+    if code == pytest.ExitCode.USAGE_ERROR:
+        return 2
+    results_path = run_dir / "results.json"
+    if not results_path.exists():
+        sys.stderr.write(f"harness run: no results were written (pytest exit status {int(code)})\n")
+        return 1
+    results = json.loads(results_path.read_text())
+    print_summary(results, run_dir)
+    return 0 if results["gate"]["passed"] else 1
+
+
+def print_summary(results: dict, run_dir: Path) -> None:
+    s, gate = results["summary"], results["gate"]
+    print()
+    print(f"{s['cells']} of {s['planned']} cells: " + ", ".join(f"{s[v]} {v}" for v in ("PASS", "DEGRADED", "FAIL")
+                                                             if s[v]) +
+          (f", {s['ERROR']} ERROR" if s["ERROR"] else "") + f"; {s['surprises']} SURPRISE; "
+          f"{s['accepted']} accepted by the ledger")
+    stale = [e for e in results["ledger"] if e["status"] in ("stale", "expired")]
+    for e in stale:
+        print(f"ledger line {e['line']} is {e['status']}: {e['match']} ({e['ticket']})")
+    verdict = "PASSED" if gate["passed"] else ("INCOMPLETE" if not gate["complete"] else "FAILED")
+    print(f"gate {verdict}" + (f" for {gate['candidate']}" if gate["candidate"] else "") +
+          (f": {len(gate['blocking'])} blocking cell(s), e.g. {gate['blocking'][0]}" if gate["blocking"] else ""))
+    print(f"report: {run_dir / 'report.md'}")
