@@ -27,7 +27,7 @@ from harness.protocol.catalogue import Release
 from harness.protocol.codec import ClaimEvent
 from harness.protocol.gojson import GoJSONError
 from harness.protocol.ids import PREBUILDS_SYSTEM_USER, ZERO
-from harness.protocol.rules import AgentAction, Build, DecisionKind, WorkspaceState, decide
+from harness.protocol.rules import AgentAction, Build, DecisionKind, WorkspaceState, decide, durable_branch
 
 Role = Literal["publisher", "stream", "reconnect"]
 PayloadSource = Callable[[str, uuid.UUID, uuid.UUID], bytes]
@@ -95,6 +95,7 @@ class _Replica:
     release: Release
     alive: bool = True
     listener_up: bool = True
+    check_delayed: bool = False
     subs: dict[uuid.UUID, list[_Conn]] = field(default_factory=dict)
 
 
@@ -103,6 +104,8 @@ class _Conn:
     id: str
     agent: _Agent
     replica: _Replica
+    undecided: bool = False  # subscribed, durable check delayed: events wait in the hand-off channel
+    held: list[ClaimEvent] = field(default_factory=list)
 
 
 @dataclass
@@ -225,10 +228,16 @@ class ModelWorld(World):
         for replica in self.replicas.values():
             if not (replica.alive and replica.listener_up):
                 continue
+            variant = replica.release.variant
             for conn in list(replica.subs.get(ws.id, ())):
-                heard = replica.release.variant.listener.hear(ws.id, payload)
+                heard = variant.listener.hear(ws.id, payload)
                 if heard.event is None:
                     self._emit("reinit.dropped", ws=str(ws.id), conn=conn.id, why=heard.error)
+                elif conn.undecided:  # the handler is still in its delayed check
+                    if variant.listener_drops_when_full and len(conn.held) >= variant.listener_buffer:
+                        self._emit("reinit.dropped", ws=str(ws.id), conn=conn.id, why="one-slot buffer full")
+                    else:
+                        conn.held.append(heard.event)
                 else:
                     self._queue.append(lambda c=conn, e=heard.event: self._deliver(c, e))
         self._run()
@@ -269,21 +278,35 @@ class ModelWorld(World):
         agent.conn = conn
         replica.subs.setdefault(ws.id, []).append(conn)
         self._emit("reinit.subscribed", agent=agent.ref.id, ws=str(ws.id), conn=conn_id)
-        if not variant.handler.durable:
-            self._emit("reinit.decision", agent=agent.ref.id, ws=str(ws.id), conn=conn_id, decision="wait")
-            self._emit("agent.status", agent=agent.ref.id, ws=str(ws.id), conn=conn_id, status=200)
+        wait = "true" if rule.sends_wait else None
+        if replica.check_delayed and durable_branch(variant.handler, wait, ws.owner) is None:
+            conn.undecided = True  # decided at the next settle: whatever is published meanwhile is held
             return
-        decision = decide(variant.handler, "true" if rule.sends_wait else None, self._state(ws.id))
-        self._emit("reinit.decision", agent=agent.ref.id, ws=str(ws.id), conn=conn_id, decision=decision.kind.value)
+        self._decide(conn)
+
+    def _decide(self, conn: _Conn) -> None:
+        agent, replica, ws = conn.agent, conn.replica, conn.agent.ref.ws
+        conn.undecided, held, conn.held = False, conn.held, []
+        variant = replica.release.variant
+        if not variant.handler.durable:
+            self._emit("reinit.decision", agent=agent.ref.id, ws=str(ws.id), conn=conn.id, decision="wait")
+            self._emit("agent.status", agent=agent.ref.id, ws=str(ws.id), conn=conn.id, status=200)
+            return
+        wait = "true" if self._rule(agent).sends_wait else None
+        decision = decide(variant.handler, wait, self._state(ws.id))
+        self._emit("reinit.decision", agent=agent.ref.id, ws=str(ws.id), conn=conn.id, decision=decision.kind.value)
         if decision.kind is DecisionKind.CONFLICT:
             self._close(conn)
-            self._status(agent, conn_id, 409)
+            self._status(agent, conn.id, 409)
             return
-        self._emit("agent.status", agent=agent.ref.id, ws=str(ws.id), conn=conn_id, status=200)
+        self._emit("agent.status", agent=agent.ref.id, ws=str(ws.id), conn=conn.id, status=200)
         if decision.kind is DecisionKind.SEED:
-            replica.subs[ws.id].remove(conn)  # the subscription is dropped; the seeded event goes out
+            replica.subs[ws.id].remove(conn)  # the subscription, and anything it held, is dropped
             assert decision.event is not None
             self._queue.append(lambda: self._deliver(conn, decision.event))  # type: ignore[arg-type]
+            return
+        for event in held:
+            self._queue.append(lambda e=event: self._deliver(conn, e))
 
     def _status(self, agent: _Agent, conn_id: str, status: int) -> None:
         ws = str(agent.ref.ws.id)
@@ -389,16 +412,27 @@ class ModelWorld(World):
         self._replica(role).listener_up = True
 
     def delay_check(self, role: Role, ms: int) -> None:
-        """Timing only: the model's check sees the state the live check sees once the delay is over."""
+        """Later durable checks on the replica wait until the next settle (or decision awaited): what is
+        published meanwhile is held, and the check sees the state as it is then. Clearing it does not
+        shorten a check already waiting, as in the live replica."""
+        self._replica(role).check_delayed = ms > 0
+
+    def _decide_held(self) -> None:
+        for replica in self.replicas.values():
+            for conns in list(replica.subs.values()):
+                for conn in list(conns):
+                    if conn.undecided:
+                        self._decide(conn)
+        self._run()
 
     def await_decision(self, agent: AgentRef) -> None:
-        self._run()
+        self._decide_held()
 
     def await_subscribed(self, agent: AgentRef) -> None:
         self._run()
 
     def settle(self) -> None:
-        self._run()
+        self._decide_held()
 
     def mark(self, label: str) -> None:
         self._emit("harness.mark", label=label)
