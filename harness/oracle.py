@@ -55,7 +55,7 @@ def _id_role(decoded: str, real: str | None, real_name: str) -> str:
 def facts(events: Iterable[Event], *, agents: set[str], workspaces: set[str], agent_has_owner: bool) -> Facts:
     """The facts of one cell from its events (any order; sorted by monotonic time here)."""
     evs = sorted((e for e in events if e.get("agent") in agents or e.get("ws") in workspaces or
-                  e.get("ev") == "harness.mark"), key=lambda e: e.get("m", 0.0))
+                  (e.get("ev") == "harness.mark" and "ws" not in e)), key=lambda e: e.get("m", 0.0))
     f = Facts()
     owners: dict[str, str] = {}
     completed_at: float | None = None
@@ -99,7 +99,7 @@ def facts(events: Iterable[Event], *, agents: set[str], workspaces: set[str], ag
     if f.claim_completed:
         f.claim_lost = f.reinits_in_claim_window == 0
         first = next((e for e in evs if e["ev"] == "agent.reinit" and completed_at is not None and
-                      e["m"] >= completed_at), None)
+                      e["m"] >= completed_at and (quiet_at is None or e["m"] < quiet_at)), None)
         if first is not None and "t" in first and completed_at is not None:
             f.latency_ms = round((first["m"] - completed_at) * 1000, 1)
     return f

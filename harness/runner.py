@@ -20,7 +20,7 @@ from harness.fixtures import payload
 from harness.matrix import LedgerEntry, Matrix
 from harness.oracle import Facts, differences, facts, judge
 from harness.plan import Cell
-from harness.protocol import EventCodec, Release
+from harness.protocol import Release
 from harness.protocol.model import ModelWorld
 from harness.scenarios import Scenario
 from harness.scenarios.live import LiveWorld
@@ -33,17 +33,13 @@ TIMELINE_FIELDS = ("agent", "conn", "ws", "status", "decision", "why", "error", 
 TIMELINE_LIMIT = 200  # events kept per cell: a story has a few dozen; a retry loop is cut here
 
 
-def _has_owner(agent: Release) -> bool:
-    return agent.variant.agent is not None and agent.variant.agent.codec is EventCodec.V2_KEYS
-
-
 def predict(cell: Cell, scenario: Scenario, releases: dict[str, Release], seed: int) -> tuple[Facts, str, list]:
     """The model's facts and verdict for the cell (protocol package only, no processes)."""
     model = ModelWorld({r: releases[r] for r in ("publisher", "stream", "reconnect")}, releases["agent"], seed=seed,
                        payloads=payload)
     scenario.story(model)
     f = facts(model.events, agents=set(model.agents), workspaces={str(w) for w in model.workspaces},
-              agent_has_owner=_has_owner(releases["agent"]))
+              agent_has_owner=releases["agent"].agent_decodes_owner)
     verdict, checks = judge(f, scenario.contract)
     return f, verdict, checks
 
@@ -94,7 +90,8 @@ def run_cell(stage: Stage, cell: Cell, scenario: Scenario, matrix: Matrix, setti
             world.close()
     events = world.events() if world is not None else []
     live = facts(events, agents=set(world.agents) if world else set(),
-                 workspaces=set(world.workspaces) if world else set(), agent_has_owner=_has_owner(releases["agent"]))
+                 workspaces=set(world.workspaces) if world else set(),
+                 agent_has_owner=releases["agent"].agent_decodes_owner)
     verdict, checks = judge(live, scenario.contract)
     if error:
         verdict = "ERROR"

@@ -23,6 +23,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     px = sub.add_parser("proxy", help="latency the fault proxy adds to an SSE event, and events/s through it")
     px.add_argument("--events", type=int, default=2000, help="paced events per path, direct and via proxy (2000)")
     px.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    sk = sub.add_parser("soak", help="a full rolling upgrade with 1,000 agents, cuts and kills, run twice")
+    sk.add_argument("--agents", type=int, default=1000, help="agents (1000)")
+    sk.add_argument("--seed", type=int, default=7, help="plan seed (7)")
+    sk.add_argument("--runs", type=int, default=2, help="how many times to run the same plan (2)")
+    sk.add_argument("--pg-dsn", help=f"use this PostgreSQL instead of starting one (also ${DSN_ENV})")
+    sk.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    mx = sub.add_parser("matrix", help="wall time of a matrix with -n 1 and -n auto, and per-cell overhead")
+    mx.add_argument("--matrix", default="matrix.yaml", help="the matrix to time (matrix.yaml)")
+    mx.add_argument("--workers", default="1,auto", help="comma-separated -n values to compare (1,auto)")
+    mx.add_argument("--scenario", action="append", metavar="S", help="time only this scenario (repeatable)")
+    mx.add_argument("--json", action="store_true", help="print the figures as one JSON object")
 
 
 def _print(figures: dict, as_json: bool, title: str) -> None:
@@ -70,5 +81,40 @@ def run(args: argparse.Namespace) -> int:
         figures = proxy.run(events=args.events)
         _print(figures, args.json, "proxy: SSE source → fault proxy → reader, three OS processes, no fault armed "
                                    "(target: added p99 ≤ 1 ms)")
+        return 0
+    if args.what == "soak":
+        if args.agents < 1 or args.runs < 1:
+            raise UsageError("--agents and --runs must be at least 1")
+        from harness.bench import soak
+        from harness.pg.session import postgres
+
+        with postgres(args.pg_dsn) as dsn:
+            figures = soak.run(dsn, agents=args.agents, seed=args.seed, runs=args.runs,
+                               progress=lambda m: print(m, flush=True) if not args.json else None)
+        _print(figures, args.json, "soak: a full roll with cuts and kills (target: < 5 min, 0 surprises, same counts)")
+        return 0
+    if args.what == "matrix":
+        from pathlib import Path
+
+        from harness.bench import matrix as bench_matrix
+        from harness.commands.run import workers
+        from harness.matrix import load
+        from harness.scenarios import catalogue
+
+        load(Path(args.matrix), known_scenarios=list(catalogue()))  # bad input fails here, in one line
+        counts = [w.strip() for w in args.workers.split(",") if w.strip()]
+        for w in counts:
+            workers(w, 1)
+        extra = [a for s in args.scenario or [] for a in ("--scenario", s)]
+        figures = bench_matrix.run(Path(args.matrix), counts, extra=extra,
+                                   progress=lambda m: print(m, flush=True) if not args.json else None)
+        if args.json:
+            print(json.dumps(figures))
+        else:
+            print(f"matrix: {figures.pop('matrix')} "
+                  "(overhead = cell time beyond back-off, listener, delay, restart and "
+                  "quiet-window waits)")
+            for n, f in figures.items():
+                _print(f, False, f"  {n}")
         return 0
     raise UsageError(f"unknown benchmark {args.what!r}")

@@ -123,6 +123,11 @@ class Release:
     auth: AuthStyle
     pinned: bool = False
 
+    @property
+    def agent_decodes_owner(self) -> bool:
+        """Whether this release's agent reads an owner id at all (V1's event has none)."""
+        return self.variant.agent is not None and self.variant.agent.codec is EventCodec.V2_KEYS
+
 
 def parse_tag(tag: str) -> tuple[Version, str | None]:
     m = _TAG.match(tag)

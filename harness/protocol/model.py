@@ -129,18 +129,21 @@ class _Workspace:
     builds: list[Build]
 
 
-class ModelWorld(World):
-    def __init__(self, roles: dict[str, Release], agent: Release, *, seed: int, payloads: PayloadSource) -> None:
-        self.roles, self.agent_release, self.payloads = roles, agent, payloads
+class Model:
+    """The machine itself, replicas by name. Subclasses decide where an agent's next connection goes."""
+
+    def __init__(self, replicas: dict[str, Release], *, seed: int, payloads: PayloadSource) -> None:
+        self.payloads = payloads
         self.rng = random.Random(seed)
         self.events: list[dict[str, Any]] = []
-        by_tag: dict[str, _Replica] = {}
-        for release in roles.values():
-            by_tag.setdefault(release.tag, _Replica(release.tag, release))
-        self.replicas = by_tag
+        self.replicas = {name: _Replica(name, release) for name, release in replicas.items()}
         self.workspaces: dict[uuid.UUID, _Workspace] = {}
         self.agents: dict[str, _Agent] = {}
         self._queue: deque[Callable[[], None]] = deque()
+
+    def route(self, agent: _Agent) -> str:
+        """The replica the agent's next connection reaches."""
+        raise NotImplementedError
 
     # -- helpers --------------------------------------------------------------------------------------
     def _uuid(self) -> uuid.UUID:
@@ -149,14 +152,12 @@ class ModelWorld(World):
     def _emit(self, ev: str, **fields: Any) -> None:
         self.events.append({"m": float(len(self.events)), "src": "model", "ev": ev, **fields})
 
-    def _replica(self, role: str) -> _Replica:
-        return self.replicas[self.roles[role].tag]
-
     def _run(self) -> None:
         while self._queue:
             self._queue.popleft()()
 
-    def _world_changed(self) -> None:
+    def world_changed(self) -> None:
+        """Something changed: parked agents try again."""
         for agent in self.agents.values():
             if agent.parked and agent.polling:
                 agent.parked = False
@@ -168,19 +169,13 @@ class ModelWorld(World):
         return WorkspaceState(ws_id, w.ws.owner, w.builds[0], w.builds[-1])
 
     # -- workspaces and builds ------------------------------------------------------------------------
-    def _create(self, prebuild: bool) -> Ws:
+    def create(self, prebuild: bool) -> Ws:
         ws = Ws(self._uuid(), str(self._uuid()), PREBUILDS_SYSTEM_USER if prebuild else self._uuid())
         self.workspaces[ws.id] = _Workspace(ws, [Build(1, ws.owner, "succeeded", "CREATE")])
         self._emit("control.workspace_created", ws=str(ws.id), kind="prebuild" if prebuild else "regular")
         return ws
 
-    def prebuild(self) -> Ws:
-        return self._create(True)
-
-    def regular_workspace(self) -> Ws:
-        return self._create(False)
-
-    def claim(self, ws: Ws, *, create_build: bool = True) -> None:
+    def claim_ws(self, ws: Ws, *, create_build: bool = True) -> None:
         w = self.workspaces[ws.id]
         ws.owner = self._uuid()
         number = None
@@ -188,42 +183,26 @@ class ModelWorld(World):
             number = len(w.builds) + 1
             w.builds.append(Build(number, ws.owner, "pending", "CLAIM"))
         self._emit("control.claimed", ws=str(ws.id), owner=str(ws.owner), build=number)
-        self._world_changed()
+        self.world_changed()
 
-    def _finish(self, ws: Ws, ok: bool, error: str) -> Build:
+    def finish(self, ws: Ws, *, on: str, ok: bool = True, error: str = "", publish: bool = True) -> None:
+        """The latest build's job completes on replica ``on``, which publishes a successful claim build."""
         w = self.workspaces[ws.id]
         latest = w.builds[-1]
         done = Build(latest.number, latest.initiator, "succeeded" if ok else "failed", latest.stage, error)
         w.builds[-1] = done
-        self._emit("build.completed", ws=str(ws.id), build=done.number, status=done.status, stage=done.stage)
-        return done
-
-    def complete(self, ws: Ws, *, ok: bool = True, publish: bool = True, error: str = "") -> None:
-        done = self._finish(ws, ok, error)
-        publisher = self._replica("publisher")
+        self._emit("build.completed", ws=str(ws.id), build=done.number, status=done.status, stage=done.stage, on=on)
         if done.stage == "CLAIM" and ok and publish:
-            payload = publisher.release.variant.publisher.payload(ws.id, ws.owner)
+            payload = self.replicas[on].release.variant.publisher.payload(ws.id, ws.owner)
             if payload is not None:
-                self._publish(ws, payload, why="claim build succeeded")
-        self._world_changed()
+                self.publish(ws, payload, why="claim build succeeded")
+        self.world_changed()
 
-    def user_build(self, ws: Ws) -> None:
+    def start_build(self, ws: Ws) -> None:
         w = self.workspaces[ws.id]
         w.builds.append(Build(len(w.builds) + 1, ws.owner, "pending", "NONE"))
-        self._finish(ws, True, "")
-        self._world_changed()
 
-    def inject(self, ws: Ws, payload: str) -> None:
-        self._publish(ws, self.payloads(payload, ws.id, ws.owner), why=f"injected {payload}")
-        self._world_changed()
-
-    def republish(self, ws: Ws) -> None:
-        payload = self._replica("publisher").release.variant.publisher.payload(ws.id, ws.owner)
-        if payload is not None:
-            self._publish(ws, payload, why="published again")
-        self._world_changed()
-
-    def _publish(self, ws: Ws, payload: bytes, *, why: str) -> None:
+    def publish(self, ws: Ws, payload: bytes, *, why: str) -> None:
         self._emit("claim.published", ws=str(ws.id), why=why, size=len(payload))
         for replica in self.replicas.values():
             if not (replica.alive and replica.listener_up):
@@ -243,15 +222,14 @@ class ModelWorld(World):
         self._run()
 
     # -- agents ------------------------------------------------------------------------------------------
-    def start_agent(self, ws: Ws) -> AgentRef:
-        ref = AgentRef(f"m{len(self.agents) + 1}", ws)
-        agent = _Agent(ref, self.agent_release)
-        self.agents[ref.id] = agent
-        self._emit("agent.start", agent=ref.id, ws=str(ws.id), life=1)
+    def add_agent(self, agent_id: str, ws: Ws, release: Release) -> AgentRef:
+        ref = AgentRef(agent_id, ws)
+        agent = _Agent(ref, release)
+        self.agents[agent_id] = agent
+        self._emit("agent.start", agent=agent_id, ws=str(ws.id), life=1)
         self._queue.append(lambda: self._connect(agent))
         self._run()
         return ref
-
     def _rule(self, agent: _Agent):  # type: ignore[no-untyped-def]
         rule = agent.release.variant.agent
         assert rule is not None
@@ -261,12 +239,13 @@ class ModelWorld(World):
         if not agent.polling or agent.conn is not None:
             return
         rule = self._rule(agent)
-        replica = self._replica("stream" if agent.connections == 0 else "reconnect")
+        replica = self.replicas[self.route(agent)]
         agent.connections += 1
         agent.seq += 1
         conn_id = f"{agent.ref.id}#{agent.life}.{agent.seq}"
         ws = agent.ref.ws
         self._emit("agent.request", agent=agent.ref.id, ws=str(ws.id), conn=conn_id, wait=rule.sends_wait)
+        self._emit("proxy.route", agent=agent.ref.id, conn=conn_id, upstream=replica.name)
         if not replica.alive:
             self._error(agent, conn_id, "connection refused", park=True)
             return
@@ -389,10 +368,11 @@ class ModelWorld(World):
         self._run()
 
     # -- replicas ------------------------------------------------------------------------------------------
-    def kill_replica(self, role: Role) -> None:
-        replica = self._replica(role)
+    def stop_replica(self, name: str) -> None:
+        """The replica goes away (crash or graceful stop): its streams end, their agents reconnect elsewhere."""
+        replica = self.replicas[name]
         replica.alive = False
-        self._emit("harness.fault", fault="kill_replica", replica=replica.name)
+        self._emit("harness.fault", fault="replica_down", replica=name)
         dropped = [c for conns in replica.subs.values() for c in conns]
         for agent in self.agents.values():
             if agent.conn is not None and agent.conn.replica is replica and agent.conn not in dropped:
@@ -402,22 +382,23 @@ class ModelWorld(World):
             self._close(conn)
             self._error(conn.agent, conn.id, "stream broke: connection reset")
         self._run()
-        replica.alive = True
-        self._world_changed()
 
-    def kill_listener(self, role: Role) -> None:
-        self._replica(role).listener_up = False
+    def start_replica(self, name: str, release: Release | None = None) -> None:
+        replica = self.replicas[name]
+        replica.release = release or replica.release
+        replica.alive, replica.listener_up, replica.check_delayed = True, True, False
+        self.world_changed()
 
-    def listener_back(self, role: Role) -> None:
-        self._replica(role).listener_up = True
+    def set_listener(self, name: str, *, up: bool) -> None:
+        self.replicas[name].listener_up = up
 
-    def delay_check(self, role: Role, ms: int) -> None:
-        """Later durable checks on the replica wait until the next settle (or decision awaited): what is
+    def set_check_delay(self, name: str, *, delayed: bool) -> None:
+        """Later durable checks on the replica wait until the next settle (or awaited decision): what is
         published meanwhile is held, and the check sees the state as it is then. Clearing it does not
         shorten a check already waiting, as in the live replica."""
-        self._replica(role).check_delayed = ms > 0
+        self.replicas[name].check_delayed = delayed
 
-    def _decide_held(self) -> None:
+    def decide_held(self) -> None:
         for replica in self.replicas.values():
             for conns in list(replica.subs.values()):
                 for conn in list(conns):
@@ -425,14 +406,73 @@ class ModelWorld(World):
                         self._decide(conn)
         self._run()
 
+    def settle(self) -> None:
+        self.decide_held()
+
+    def mark(self, label: str, **fields: Any) -> None:
+        self._emit("harness.mark", label=label, **fields)
+
+
+class ModelWorld(Model, World):
+    """The cell's World on the model: roles map to one replica per distinct release."""
+
+    def __init__(self, roles: dict[str, Release], agent: Release, *, seed: int, payloads: PayloadSource) -> None:
+        replicas: dict[str, Release] = {}
+        for release in roles.values():
+            replicas.setdefault(release.tag, release)
+        super().__init__(replicas, seed=seed, payloads=payloads)
+        self.roles, self.agent_release = roles, agent
+
+    def _name(self, role: str) -> str:
+        return self.roles[role].tag
+
+    def route(self, agent: _Agent) -> str:
+        return self._name("stream" if agent.connections == 0 else "reconnect")
+
+    def prebuild(self) -> Ws:
+        return self.create(True)
+
+    def regular_workspace(self) -> Ws:
+        return self.create(False)
+
+    def start_agent(self, ws: Ws) -> AgentRef:
+        return self.add_agent(f"m{len(self.agents) + 1}", ws, self.agent_release)
+
+    def claim(self, ws: Ws, *, create_build: bool = True) -> None:
+        self.claim_ws(ws, create_build=create_build)
+
+    def complete(self, ws: Ws, *, ok: bool = True, publish: bool = True, error: str = "") -> None:
+        self.finish(ws, on=self._name("publisher"), ok=ok, error=error, publish=publish)
+
+    def user_build(self, ws: Ws) -> None:
+        self.start_build(ws)
+        self.finish(ws, on=self._name("publisher"))
+
+    def inject(self, ws: Ws, payload: str) -> None:
+        self.publish(ws, self.payloads(payload, ws.id, ws.owner), why=f"injected {payload}")
+        self.world_changed()
+
+    def republish(self, ws: Ws) -> None:
+        payload = self.roles["publisher"].variant.publisher.payload(ws.id, ws.owner)
+        if payload is not None:
+            self.publish(ws, payload, why="published again")
+        self.world_changed()
+
+    def kill_replica(self, role: Role) -> None:
+        self.stop_replica(self._name(role))
+        self.start_replica(self._name(role))
+
+    def kill_listener(self, role: Role) -> None:
+        self.set_listener(self._name(role), up=False)
+
+    def listener_back(self, role: Role) -> None:
+        self.set_listener(self._name(role), up=True)
+
+    def delay_check(self, role: Role, ms: int) -> None:
+        self.set_check_delay(self._name(role), delayed=ms > 0)
+
     def await_decision(self, agent: AgentRef) -> None:
-        self._decide_held()
+        self.decide_held()
 
     def await_subscribed(self, agent: AgentRef) -> None:
         self._run()
-
-    def settle(self) -> None:
-        self._decide_held()
-
-    def mark(self, label: str) -> None:
-        self._emit("harness.mark", label=label)

@@ -1,17 +1,9 @@
 """``LiveWorld``: the scenario vocabulary on real processes — replicas, the fault proxy, simulated agents.
 
 Every verb acts, then waits on events for its effect (never a fixed sleep): an agent's first request
-answered, the proxy's ``proxy.fault``, a replica's ``pubsub.listener_lost``. ``settle()`` waits for
-quiescence, judged per agent from the events:
-
-- the agent's loop has ended (polling stopped), or
-- its newest request was answered with a plain pubsub wait and no data frame has been written on it
-  since (nothing more will come without another publish), or
-- it has failed the same way three times in a row since the last step (a retry loop that nothing but
-  another step will change: a 404 from V0, a 409 it does not stop on);
-
-then for a quiet window with no new event of the cell (catching a NOTIFY still on its way). A cell
-that does not settle within its timeout fails with the agents' last events, not a hang.
+answered, the proxy's ``proxy.fault``, a replica's ``pubsub.listener_lost``. ``settle()`` waits until
+every agent of the cell is quiet and nothing happened for the quiet window (``harness.quiescence``).
+A cell that does not settle within its timeout fails with the agents' last events, not a hang.
 """
 
 from __future__ import annotations
@@ -24,12 +16,12 @@ from typing import Literal
 import psycopg
 
 from harness.agent.agent import SimAgent
-from harness.errors import HarnessError
 from harness.events import Event
 from harness.fixtures import payload
 from harness.plan import Cell
 from harness.protocol import Release
 from harness.protocol.model import AgentRef, Role, World, Ws
+from harness.quiescence import Quiescence
 from harness.server.replica import Replica
 from harness.stage import Stage
 
@@ -47,7 +39,8 @@ class LiveWorld(World):
         self.rng = random.Random(seed)
         self.start_index = len(self.history)
         self.start_m = time.monotonic()  # other processes' events may arrive after ones of this cell
-        self.step_index = self.start_index
+        self.tracker = Quiescence(self.history, self.start_index, belongs=lambda e: self.mine(e) and
+                                  e["m"] >= self.start_m, running=lambda a: self.agents[a].running)
         self.agents: dict[str, SimAgent] = {}
         self.workspaces: dict[str, Ws] = {}
         self._armed: list[int] = []
@@ -60,9 +53,10 @@ class LiveWorld(World):
         return self.reps[self.roles[role].tag]
 
     def _step(self, text: str, **fields: object) -> int:
-        self.step_index = len(self.history)
+        mark = len(self.history)
+        self.tracker.step()
         self.stage.harness_log.emit("harness.step", cell=self.cell.id, text=text, **fields)
-        return self.step_index
+        return mark
 
     def _wait(self, pred, what: str, *, start: int, timeout: float = WAIT_S) -> Event:  # type: ignore[no-untyped-def]
         return self.history.wait_for(pred, timeout=timeout, what=what, start=start,
@@ -135,6 +129,7 @@ class LiveWorld(World):
         sim = SimAgent(agent_id, url=self.stage.proxy.url, token=ws.token, release=self.agent_release,
                        log=self.stage.agents_log, time_scale=self.stage.time_scale, workspace=str(ws.id))
         self.agents[agent_id] = sim
+        self.tracker.watch(agent_id)
         self.stage.proxy.pin_agent(agent_id, stream.name)
         mark = self._step(f"start agent {agent_id} ({self.agent_release.tag}) on {stream.name}; later connections "
                           f"go to {reconnect.name}", agent=agent_id, ws=str(ws.id))
@@ -226,48 +221,8 @@ class LiveWorld(World):
     def mark(self, label: str) -> None:
         self.stage.harness_log.emit("harness.mark", cell=self.cell.id, label=label)
 
-    # -- settling ------------------------------------------------------------------------------------------
-    def _quiescent(self, sim: SimAgent, evs: list[Event], since_step: list[Event]) -> bool:
-        if not sim.running:
-            return True
-
-        def agents(e: Event) -> bool:
-            return e.get("agent") == sim.id or str(e.get("conn", "")).startswith(f"{sim.id}#")
-
-        mine = [e for e in evs if agents(e)]
-        requests = [i for i, e in enumerate(mine) if e["ev"] == "agent.request"]
-        if not requests:
-            return False
-        last, after = mine[requests[-1]], mine[requests[-1] + 1:]
-        if any(e["ev"] == "agent.error" for e in after):
-            errors = [e for e in since_step if e["ev"] == "agent.error" and agents(e)]
-            kinds = {str(e["error"]).split(":", 1)[0] for e in errors[-3:]}
-            return len(errors) >= 3 and len(kinds) == 1
-        decision = next((e for e in after if e["ev"] == "reinit.decision"), None)
-        if decision is None or decision.get("decision") != "wait":
-            return False
-        return not any(e["ev"] == "sse.frame" and e.get("type") == "data" and e.get("conn") == last["conn"]
-                       for e in after)
-
     def settle(self) -> None:
-        deadline = time.monotonic() + self.settle_timeout_s
-        while True:
-            evs = self.history.snapshot(self.start_index)
-            since_step = evs[self.step_index - self.start_index:]
-            busy = [sim for sim in self.agents.values() if not self._quiescent(sim, evs, since_step)]
-            if not busy:
-                active = [e["m"] for e in evs
-                          if self.mine(e) and not (e["ev"] == "sse.frame" and e.get("type") == "ping")]
-                if time.monotonic() - max(active, default=0.0) >= self.quiet_s:
-                    return
-            if time.monotonic() > deadline:
-                lines = [f"agent {s.id}: " + "; ".join(
-                    f"{e['ev']} {e.get('error') or e.get('status') or e.get('decision') or ''}".strip()
-                    for e in [e for e in evs if e.get("agent") == s.id][-4:]) for s in busy]
-                raise HarnessError(f"cell {self.cell.id} did not settle within {self.settle_timeout_s:.0f}s",
-                                   hint="a replica or agent may be wedged; see the run's JSONL logs",
-                                   details="\n".join(lines))
-            time.sleep(0.005)  # poll interval, not a wait for something: the loop watches the events
+        self.tracker.settle(quiet_s=self.quiet_s, timeout_s=self.settle_timeout_s, what=f"cell {self.cell.id}")
 
     def close(self) -> None:
         """Stop this cell's agents, disarm its faults, clear its hooks: the stage is clean for the next cell."""

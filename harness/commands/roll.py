@@ -1,0 +1,178 @@
+"""harness roll: a seeded rolling upgrade with claims all along, judged claim by claim against the model.
+
+Exit status: 0 when every claim went as the model predicted (predicted anomalies are reported, not
+failed), 1 when there were SURPRISEs, 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import shlex
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UsageError
+from harness.pg.locate import DSN_ENV
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--from", dest="from_tag", help="release the fleet starts on, e.g. v2.31.14")
+    p.add_argument("--to", dest="to_tag", help="release it is upgraded to, e.g. v2.34.4")
+    p.add_argument("--replicas", type=int, default=3, help="replicas in the fleet (3)")
+    p.add_argument("--agents", type=int, default=200, help="agents, one workspace each (200)")
+    p.add_argument("--seed", type=int, default=1, help="plan seed (1)")
+    p.add_argument("--new-agents", type=float, default=0.5, help="share of agents on the new release (0.5)")
+    p.add_argument("--regular", type=float, default=0.1, help="share of agents in regular workspaces (0.1)")
+    p.add_argument("--rollback", action="store_true", help="after the upgrade, roll every replica back")
+    p.add_argument("--max-steps", type=int, default=40, help="bound on the plan's length (40)")
+    p.add_argument("--time-scale", type=float, default=1.0, help="scale Coder's timings (1 = real)")
+    p.add_argument("--replay-plan", type=Path, help="run this saved plan.json exactly instead of generating one")
+    p.add_argument("--shrink", action="store_true", help="on an anomaly, find the smallest plan that still shows it")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and stop")
+    p.add_argument("--report-dir", default="reports", help="where run folders go (reports)")
+    p.add_argument("--pg-dsn", help=f"use this PostgreSQL instead of starting one (also ${DSN_ENV})")
+
+
+def load_plan(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from harness.protocol import CatalogueError, resolve
+    from harness.roll.plan import RollConfig, RollPlan, generate
+
+    if args.replay_plan:
+        try:
+            plan = RollPlan.from_json(args.replay_plan.read_text())
+        except OSError as e:
+            raise UsageError(f"--replay-plan {args.replay_plan}: {e.strerror}") from None
+        except (ValueError, KeyError, TypeError) as e:
+            raise UsageError(f"--replay-plan {args.replay_plan}: not a plan this harness wrote ({e})") from None
+    else:
+        if not args.from_tag or not args.to_tag:
+            raise UsageError("give --from and --to (or --replay-plan FILE)")
+        try:
+            plan = generate(RollConfig(args.from_tag, args.to_tag, replicas=args.replicas, agents=args.agents,
+                                       seed=args.seed, new_agents=args.new_agents, regular=args.regular,
+                                       rollback=args.rollback, max_steps=args.max_steps))
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+    for tag in (plan.config.from_tag, plan.config.to_tag):
+        try:
+            release = resolve(tag)
+        except CatalogueError as e:
+            raise UsageError(str(e)) from None
+        if not release.variant.has_route or release.variant.agent is None:
+            raise UsageError(f"{tag} is {release.variant.name}: it has no reinit protocol to roll")
+    return plan
+
+
+def replay_command(plan_path: Path, args: argparse.Namespace) -> str:
+    return (f"harness roll --replay-plan {shlex.quote(str(plan_path))}"
+            + (f" --time-scale {args.time_scale:g}" if args.time_scale != 1 else ""))
+
+
+def execute(plan, dsn: str, log_dir: Path, *, time_scale: float, progress, replay: str = "") -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """Run a plan live and on the model; the judged result (no files written)."""
+    from harness.fixtures import payload
+    from harness.protocol import resolve
+    from harness.protocol.rollmodel import RollModel
+    from harness.roll.live import LiveRoll
+    from harness.roll.runner import Judgement, drive, outcomes
+
+    t0 = time.monotonic()
+    with LiveRoll(dsn, log_dir, replicas=plan.config.replicas, release=resolve(plan.config.from_tag),
+                  resolve=resolve, time_scale=time_scale) as live:
+        drive(plan, live, progress=progress, replay=replay, versions=live.versions)
+        events, ws_of = live.events(), dict(live.ws_of)
+    wall = time.monotonic() - t0
+    model = RollModel(plan.config.replicas, resolve(plan.config.from_tag), seed=plan.config.seed, payloads=payload,
+                      resolve=resolve)
+    drive(plan, model)
+    judgement = Judgement(outcomes(events, plan.agents, ws_of, resolve),
+                          outcomes(model.events, plan.agents, {a: str(w.id) for a, w in model.ws_of.items()}, resolve))
+    steps = [e for e in events if e.get("ev") == "harness.mark" and e.get("label") == "step"]
+    start = events[0]["m"] if events else 0.0
+    latencies = [o.latency_ms for o in judgement.live.values() if o.latency_ms is not None]
+    return {"judgement": judgement.as_dict(), "wall_s": round(wall, 1), "events": len(events),
+            "timeline": [{"s": round(e["m"] - start, 2), "n": e["n"], "text": e["text"]} for e in steps],
+            "latencies_ms": sorted(latencies)}
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.bench.stats import peak_rss_mb, percentile
+    from harness.pg.session import postgres
+    from harness.roll import report
+    from harness.roll.runner import RollStepError
+
+    plan = load_plan(args)
+    if args.time_scale <= 0:
+        raise UsageError(f"--time-scale {args.time_scale}: must be positive")
+    print("\n".join(plan.header()))
+    print("\n".join(plan.lines()), flush=True)
+    if args.dry_run:
+        return 0
+    run_dir = Path(args.report_dir) / f"{time.strftime('%Y%m%d-%H%M%S')}-roll-{secrets.token_hex(3)}"
+    run_dir.mkdir(parents=True)
+    plan_path = run_dir / "plan.json"
+    plan_path.write_text(plan.to_json())
+    replay = replay_command(plan_path, args)
+    print(f"run folder: {run_dir}\nreplay: {replay}", flush=True)
+    with postgres(args.pg_dsn) as dsn:
+        try:
+            result = execute(plan, dsn, run_dir / "logs", time_scale=args.time_scale, replay=replay,
+                             progress=lambda m: print(m, flush=True))
+        except RollStepError as e:
+            print(f"harness roll: {e}", flush=True)
+            return 1
+        result.update(plan=json.loads(plan.to_json()), plan_lines=plan.lines(), replay=replay)
+        j = result["judgement"]
+        if args.shrink and (j["surprises"] or any(o["anomalies"] for o in j["predicted_outcomes"].values())):
+            result["shrunk"] = shrink(plan, result, dsn, run_dir, args)
+    report.write(run_dir, result)
+    live, predicted, lat = j["live"], j["predicted"], result["latencies_ms"]
+    print(f"\n{live.get('claims', 0)} claims: " + ", ".join(
+        f"{k} {live.get(k, 0)} (predicted {predicted.get(k, 0)})" for k in report.KINDS))
+    print(f"completion → reinit p50 {percentile(lat, 50):.0f} ms, p99 {percentile(lat, 99):.0f} ms · "
+          f"peak memory {peak_rss_mb():.0f} MiB · wall {result['wall_s']} s")
+    print(f"{len(j['surprises'])} SURPRISE(S)" if j["surprises"] else "no surprises: every claim went as predicted")
+    print(f"report: {run_dir / 'report.md'}")
+    return 1 if j["surprises"] else 0
+
+
+def shrink(plan, result: dict[str, Any], dsn: str, run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """Find the smallest plan still showing the first surprise (live runs) or predicted anomaly (model)."""
+    from harness.fixtures import payload
+    from harness.protocol import resolve
+    from harness.protocol.rollmodel import RollModel
+    from harness.roll.runner import drive, outcomes
+    from harness.roll.runner import shrink as shrink_plan
+
+    j = result["judgement"]
+    if j["surprises"]:
+        agent = j["surprises"][0]
+        versions = j["outcomes"][agent]
+        target = f"surprise for {versions['publisher']} > {versions['stream']} > {versions['reconnect']} · " \
+                 f"agent {versions['agent_tag']}"
+
+        def shows(candidate) -> bool:  # type: ignore[no-untyped-def]
+            r = execute(candidate, dsn, run_dir / "shrink-logs", time_scale=args.time_scale, progress=lambda _: None)
+            return any(o["agent_tag"] == versions["agent_tag"] and o["publisher"] == versions["publisher"]
+                       for a, o in r["judgement"]["outcomes"].items() if a in r["judgement"]["surprises"])
+    else:
+        agent, o = next((a, o) for a, o in j["predicted_outcomes"].items() if o["anomalies"])
+        kind = o["anomalies"][0]
+        target = f"{kind} for {o['publisher']} > {o['stream']} > {o['reconnect']} · agent {o['agent_tag']}"
+
+        def shows(candidate) -> bool:  # type: ignore[no-untyped-def]
+            model = RollModel(candidate.config.replicas, resolve(candidate.config.from_tag), seed=candidate.config.seed,
+                              payloads=payload, resolve=resolve)
+            drive(candidate, model)
+            got = outcomes(model.events, candidate.agents, {a: str(w.id) for a, w in model.ws_of.items()}, resolve)
+            return any(kind in x.anomalies and x.agent_tag == o["agent_tag"] for x in got.values())
+
+    print(f"shrinking: {target}", flush=True)
+    smallest, runs = shrink_plan(plan, shows, progress=lambda m: print(m, flush=True))
+    path = run_dir / "shrunk-plan.json"
+    path.write_text(smallest.to_json())
+    return {"target": target, "agents": len(smallest.agents), "steps": len(smallest.steps), "runs": runs,
+            "replay": replay_command(path, args), "lines": smallest.lines()}

@@ -1,0 +1,252 @@
+"""Rolling-upgrade plans: a seed and a few options in, a numbered list of plain-data steps out.
+
+Pure; no I/O. Like CockroachDB's mixedversion planner: ``generate(config)`` only plans, a runner
+executes; the same config always gives the same plan, and a saved plan replays exactly.
+
+A plan upgrades N replicas from A to B one at a time, in a seeded order (and optionally rolls them
+back). Between upgrades it runs workload bursts — every prebuild's agent gets exactly one claim over
+the whole roll — and perturbations, each an object with a name, a probability, a compatibility check
+and a generator: drain first, crash instead of a graceful stop, cut streams, cut claims in flight,
+restart agents, kill a replica's pubsub listener with claims published in the gap. Each step has a
+seed of its own derived from the plan's.
+
+Every step leaves the fleet settled before the next one starts, and claims never race a restart, so
+a claim's outcome depends only on the plan, not on timing: that is what makes a roll reproducible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class RollConfig:
+    from_tag: str
+    to_tag: str
+    replicas: int = 3
+    agents: int = 200
+    seed: int = 1
+    new_agents: float = 0.5  # share of agents running the new release
+    regular: float = 0.1  # share of agents in regular (never prebuilt) workspaces
+    rollback: bool = False
+    max_steps: int = 40
+    bursts_per_upgrade: int = 1
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.replicas <= 16:
+            raise ValueError("replicas must be 1..16")
+        if not 1 <= self.agents <= 5000:
+            raise ValueError("agents must be 1..5000")
+        if not (0 <= self.new_agents <= 1 and 0 <= self.regular < 1):
+            raise ValueError("new_agents must be in 0..1 and regular in 0..1 (exclusive)")
+        if self.max_steps < 2 * self.replicas + 2:
+            raise ValueError(f"max_steps must be at least {2 * self.replicas + 2} for {self.replicas} replicas")
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    id: str
+    tag: str
+    kind: str  # "prebuild" | "regular"
+    home: int  # the replica its connections go to while that replica takes new ones
+
+
+@dataclass(frozen=True)
+class Claim:
+    agent: str
+    claim_on: int  # replica whose control API claims (any replica: the database is shared)
+    complete_on: int  # replica that completes the build, and so publishes in its own format
+    cut_in_flight: bool = False  # the proxy cuts this agent's stream as the claim's data frame arrives
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: str  # upgrade | drain | undrain | burst | cut | restart_agents | listener_gap
+    args: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+
+    def text(self) -> str:
+        a = self.args
+        if self.kind == "upgrade":
+            how = "SIGKILL" if a["crash"] else "graceful stop"
+            return f"restart replica r{a['replica']} as {a['tag']} ({how})"
+        if self.kind == "drain":
+            return f"drain replica r{a['replica']}: new connections of its agents go to r{a['fallback']}"
+        if self.kind == "undrain":
+            return f"undrain replica r{a['replica']}: its agents' new connections come back"
+        if self.kind == "burst":
+            cuts = sum(1 for c in a["claims"] if c["cut_in_flight"])
+            return f"claim {len(a['claims'])} prebuilds" + (f" ({cuts} cut in flight)" if cuts else "")
+        if self.kind == "cut":
+            return f"cut the streams of {len(a['agents'])} agents"
+        if self.kind == "restart_agents":
+            return f"restart {len(a['agents'])} agent processes"
+        if self.kind == "listener_gap":
+            return (f"kill replica r{a['replica']}'s pubsub listener and claim {len(a['claims'])} prebuilds "
+                    "before it reconnects")
+        return self.kind
+
+    def claims(self) -> list[Claim]:
+        return [Claim(**c) for c in self.args.get("claims", [])]
+
+
+@dataclass(frozen=True)
+class RollPlan:
+    config: RollConfig
+    agents: list[AgentSpec]
+    steps: list[Step]
+
+    def header(self) -> list[str]:
+        c = self.config
+        kinds = {a.kind for a in self.agents}
+        mix = {t: sum(1 for a in self.agents if a.tag == t) for t in (c.from_tag, c.to_tag)}
+        return [f"roll plan — seed {c.seed}: {c.replicas} replicas {c.from_tag} → {c.to_tag}"
+                f"{f' → {c.from_tag} (rollback)' if c.rollback else ''}",
+                f"  {len(self.agents)} agents ({', '.join(f'{n} of {t}' for t, n in mix.items())}); "
+                f"{sum(1 for a in self.agents if a.kind == 'regular')} in regular workspaces"
+                if "regular" in kinds else f"  {len(self.agents)} agents",
+                f"  {len(self.steps)} steps (max {c.max_steps}), {sum(len(s.claims()) for s in self.steps)} claims"]
+
+    def lines(self) -> list[str]:
+        return [f"{i:>3}. {s.text()}" for i, s in enumerate(self.steps, 1)]
+
+    def to_json(self) -> str:
+        return json.dumps({"schema": SCHEMA, "config": asdict(self.config), "agents": [asdict(a) for a in self.agents],
+                           "steps": [asdict(s) for s in self.steps]}, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> RollPlan:
+        data = json.loads(text)
+        if data.get("schema") != SCHEMA:
+            raise ValueError(f"not a roll plan (schema {data.get('schema')!r}, expected {SCHEMA})")
+        return cls(RollConfig(**data["config"]), [AgentSpec(**a) for a in data["agents"]],
+                   [Step(**s) for s in data["steps"]])
+
+    def without(self, *, steps: frozenset[int] = frozenset(), agents: frozenset[str] = frozenset()) -> RollPlan:
+        """A smaller plan for shrinking: some steps dropped, some agents (and their claims) gone."""
+        kept_steps = []
+        for i, s in enumerate(self.steps):
+            if i in steps:
+                continue
+            args = dict(s.args)
+            if "claims" in args:
+                args["claims"] = [c for c in args["claims"] if c["agent"] not in agents]
+                if not args["claims"] and s.kind == "burst":
+                    continue
+            if "agents" in args:
+                args["agents"] = [a for a in args["agents"] if a not in agents]
+                if not args["agents"]:
+                    continue
+            kept_steps.append(Step(s.kind, args, s.seed))
+        return RollPlan(self.config, [a for a in self.agents if a.id not in agents], kept_steps)
+
+
+# -- generation ----------------------------------------------------------------------------------------
+@dataclass
+class PlanState:
+    config: RollConfig
+    agents: list[AgentSpec]
+    unclaimed: list[str]
+    upgraded: list[int] = field(default_factory=list)
+
+    def prebuild_agents(self) -> list[str]:
+        return [a.id for a in self.agents if a.kind == "prebuild"]
+
+
+@dataclass(frozen=True)
+class Perturbation:
+    """An optional step: how likely, when it makes sense, and what it generates."""
+
+    name: str
+    probability: float
+    compatible: Callable[[PlanState], bool]
+    generate: Callable[[random.Random, PlanState], Step]
+
+
+def _some(rng: random.Random, items: list[str], share: float, at_least: int = 1) -> list[str]:
+    k = min(len(items), max(at_least, round(len(items) * share)))
+    return sorted(rng.sample(items, k)) if k else []
+
+
+def _claims(rng: random.Random, state: PlanState, count: int, *, cut_share: float = 0.0,
+            only: list[str] | None = None) -> list[dict[str, Any]]:
+    pool = [a for a in state.unclaimed if only is None or a in only]
+    chosen = pool[:count]
+    for a in chosen:
+        state.unclaimed.remove(a)
+    n = state.config.replicas
+    return [asdict(Claim(a, rng.randrange(n), rng.randrange(n), rng.random() < cut_share)) for a in chosen]
+
+
+def _listener_gap(rng: random.Random, state: PlanState) -> Step:
+    replica = rng.randrange(state.config.replicas)
+    homed = [a.id for a in state.agents if a.home == replica]
+    # few claims: they must all be published inside the listener's ~1 s reconnect back-off
+    return Step("listener_gap", {"replica": replica, "claims": _claims(rng, state, 5, only=homed)})
+
+
+PERTURBATIONS = [
+    Perturbation("cut_streams", 0.5, lambda s: bool(s.agents),
+                 lambda rng, s: Step("cut", {"agents": _some(rng, [a.id for a in s.agents], 0.05)})),
+    Perturbation("restart_agents", 0.4, lambda s: bool(s.agents),
+                 lambda rng, s: Step("restart_agents", {"agents": _some(rng, [a.id for a in s.agents], 0.03)})),
+    Perturbation("listener_gap", 0.3,
+                 lambda s: any(a.kind == "prebuild" and a.id in s.unclaimed for a in s.agents), _listener_gap),
+]
+DRAIN_FIRST = 0.5  # probability an upgrade drains its replica first
+CRASH = 0.3  # probability an upgrade SIGKILLs instead of stopping gracefully
+CUT_IN_FLIGHT = 0.05  # share of a burst's claims whose data frame is cut in flight
+
+
+def _step_seed(seed: int, n: int) -> int:
+    return int.from_bytes(hashlib.sha256(f"{seed}:{n}".encode()).digest()[:8], "big")
+
+
+def generate(config: RollConfig) -> RollPlan:
+    rng = random.Random(config.seed)
+    n = config.replicas
+    agents = []
+    for i in range(config.agents):
+        tag = config.to_tag if rng.random() < config.new_agents else config.from_tag
+        kind = "regular" if rng.random() < config.regular else "prebuild"
+        agents.append(AgentSpec(f"g{i}", tag, kind, i % n))
+    state = PlanState(config, agents, [a.id for a in agents if a.kind == "prebuild"])
+    rng.shuffle(state.unclaimed)
+    order = list(range(n))
+    rng.shuffle(order)
+    passes = [(order, config.to_tag)] + ([(list(reversed(order)), config.from_tag)] if config.rollback else [])
+    upgrades = sum(len(p[0]) for p in passes)
+    bursts = upgrades * config.bursts_per_upgrade + 1
+    per_burst = max(1, -(-len(state.unclaimed) // bursts))
+    steps: list[Step] = []
+    budget = config.max_steps - 3 * upgrades - bursts  # what perturbations may use
+
+    def burst() -> None:
+        if state.unclaimed:
+            steps.append(Step("burst", {"claims": _claims(rng, state, per_burst, cut_share=CUT_IN_FLIGHT)}))
+
+    for replicas, tag in passes:
+        for r in replicas:
+            for _ in range(config.bursts_per_upgrade):
+                burst()
+            for p in PERTURBATIONS:
+                if budget > 0 and p.compatible(state) and rng.random() < p.probability:
+                    steps.append(p.generate(rng, state))
+                    budget -= 1
+            drained = rng.random() < DRAIN_FIRST and n > 1
+            if drained:
+                steps.append(Step("drain", {"replica": r, "fallback": (r + 1) % n}))
+            steps.append(Step("upgrade", {"replica": r, "tag": tag, "crash": rng.random() < CRASH}))
+            if drained:
+                steps.append(Step("undrain", {"replica": r}))
+    while state.unclaimed:
+        burst()
+    assert len(steps) <= config.max_steps, "the budget keeps perturbations within max_steps"
+    return RollPlan(config, agents, [Step(s.kind, s.args, _step_seed(config.seed, i)) for i, s in enumerate(steps)])
