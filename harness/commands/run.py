@@ -121,4 +121,4 @@ def print_summary(results: dict, run_dir: Path) -> None:
     verdict = "PASSED" if gate["passed"] else ("INCOMPLETE" if not gate["complete"] else "FAILED")
     print(f"gate {verdict}" + (f" for {gate['candidate']}" if gate["candidate"] else "") +
           (f": {len(gate['blocking'])} blocking cell(s), e.g. {gate['blocking'][0]}" if gate["blocking"] else ""))
-    print(f"report: {run_dir / 'report.md'}")
+    print(f"report: {run_dir / 'report.md'} (and report.html, junit.xml, results.json)")

@@ -212,6 +212,8 @@ class HarnessSession:
                           f"{result['id']}  predicted {result['predicted']['verdict']}  {result['duration_s']:.1f}s")
 
     def _setup_error(self, report: pytest.TestReport) -> dict[str, Any] | None:
+        from harness.runner import repro
+
         cell = next((c for c in self.plan if report.nodeid.endswith(f"[{c.pairing}]") and
                      f"test_{c.scenario}[" in report.nodeid), None)
         if cell is None:
@@ -223,7 +225,8 @@ class HarnessSession:
                 "verdict": "ERROR", "predicted": {"verdict": "?", "facts": {}, "checks": []}, "surprise": False,
                 "differences": [], "ledger": None, "accepted": False,
                 "candidate_involved": self.matrix.candidate is None or cell.involves(self.matrix.candidate),
-                "repro": "", "error": str(report.longrepr)[-3000:], "duration_s": report.duration, "timeline": []}
+                "repro": repro(cell, self.matrix, self.settings), "error": str(report.longrepr)[-3000:],
+                "duration_s": report.duration, "timeline": []}
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.recorder is None:
