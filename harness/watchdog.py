@@ -70,7 +70,7 @@ class Watchdog:
         return self._proc.pid
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     """Running, not a zombie waiting for a parent that may never reap it."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
@@ -89,7 +89,7 @@ def _stop_group(pid: int, sig: int, grace_s: float) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
     deadline = time.monotonic() + grace_s
-    while _alive(pid) and time.monotonic() < deadline:
+    while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)

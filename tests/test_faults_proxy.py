@@ -24,7 +24,8 @@ import requests
 from harness import procs
 from harness.errors import UsageError
 from harness.events import EventLog, History, where
-from harness.faults.proxy import Fault, FaultProxy, Trigger
+from harness.faults.proxy import FaultProxy
+from harness.faults.spec import Fault, Trigger
 from harness.protocol.sse import SSEEvent, StrictReader
 from tests.conftest import peer
 

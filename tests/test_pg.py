@@ -17,6 +17,7 @@ import pytest
 from harness.events import EventLog, History, where
 from harness.pg.locate import locate
 from harness.pg.pubsub import PayloadTooLarge, PubSub
+from harness.watchdog import alive
 from tests.conftest import peer
 
 
@@ -248,26 +249,18 @@ def test_listen_is_reference_counted_and_unlistened_at_the_last_unsubscribe(pg_d
     assert seen == after == 1  # after UNLISTEN the server sends us nothing
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except FileNotFoundError:
-        return False
-
-
 @pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM", "SIGINT"])
 def test_postgres_is_gone_after_the_parent_dies(how):
     holder = subprocess.Popen(peer("pg_holder"), stdout=subprocess.PIPE, text=True)
     pid_text, root = holder.stdout.readline().split()
     postmaster = int(pid_text)
-    assert _alive(postmaster) and Path(root).is_dir()
+    assert alive(postmaster) and Path(root).is_dir()
     os.kill(holder.pid, getattr(signal, how))
     holder.wait(30)
     deadline = time.monotonic() + 20
-    while (_alive(postmaster) or Path(root).exists()) and time.monotonic() < deadline:
+    while (alive(postmaster) or Path(root).exists()) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _alive(postmaster), "postmaster outlived its parent"
+    assert not alive(postmaster), "postmaster outlived its parent"
     assert not Path(root).exists(), "temp dir left behind"
 
 
