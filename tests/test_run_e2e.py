@@ -7,7 +7,6 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -129,8 +128,7 @@ def test_the_run_folder_holds_results_report_and_logs_and_nothing_is_left_runnin
     assert (run_dir / "report.md").exists() and (run_dir / "cells.jsonl").exists()
     assert sum(1 for _ in run_dir.glob("logs/*/replica-*.jsonl")) >= 2
     assert not [p for p in run_dir.iterdir() if p.name.startswith(".")]  # no half-written temp files
-    assert set(_running("harness serve")) <= before
-    assert not _running(f"postgres -D {Path('/tmp')}") or True  # other suites may hold their own PostgreSQL
+    assert set(_running("harness serve")) <= before  # every replica the run started is gone
 
 
 def test_one_cell_repro_command_runs_just_that_cell(run, tmp_path):
