@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,10 @@ def test_a_small_real_roll_matches_the_model_and_replays_exactly(tmp_path):
     assert j["live"]["claims"] == sum(1 for a in result["plan"]["agents"] if a["kind"] == "prebuild")
     assert (run_dir / "report.md").read_text().startswith("# Rolling upgrade v2.31.14 → v2.34.4: no surprises")
     assert "no surprises: every claim went as predicted" in r.stdout
+    page = (run_dir / "report.html").read_text()
+    assert "Rolling upgrade v2.31.14 → v2.34.4: no surprises" in page and "<script" not in page
+    assert page.count("<tr>") >= len(result["judgement"]["table"]) + 4  # the counts, then one row per version tuple
+    assert ET.parse(run_dir / "junit.xml").getroot().get("failures") == "0"
     replay = _roll(tmp_path / "replay", "--replay-plan", str(run_dir / "plan.json"), "--dry-run")
     assert replay.returncode == 0
     printed = [line for line in r.stdout.splitlines() if line[:4].strip().rstrip(".").isdigit()]

@@ -1,10 +1,13 @@
-"""A roll's results for people and CI: roll.json, report.md (plan, anomaly table by versions, timeline), junit.xml.
+"""A roll's results for people and CI: roll.json, report.md and report.html (counts against the model, the
+anomaly table by versions, the plan, a step timeline), junit.xml.
 
-Pure renderers over the roll's result dict; ``write`` puts them in the run folder atomically.
+Pure renderers over the roll's result dict; ``write`` puts them in the run folder atomically. The HTML is
+static (no script, no network) and shares the matrix report's stylesheet.
 """
 
 from __future__ import annotations
 
+import html as htmlesc
 import json
 from pathlib import Path
 from typing import Any
@@ -12,6 +15,7 @@ from xml.etree import ElementTree as ET
 
 from tabulate import tabulate
 
+from harness.report.html_page import CSS
 from harness.results import atomic_write
 
 KINDS = ("lost", "duplicated", "spurious", "polls forever")
@@ -58,6 +62,56 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{htmlesc.escape(str(h))}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{htmlesc.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def html(result: dict[str, Any]) -> str:
+    j, plan = result["judgement"], result["plan"]
+    c = plan["config"]
+    surprises = j["surprises"]
+    title = f"Rolling upgrade {c['from_tag']} → {c['to_tag']}"
+    verdict = "no surprises" if not surprises else f"{len(surprises)} SURPRISE(S)"
+    counts = _table(["anomaly", "live", "predicted"],
+                    [[k, j["live"].get(k, 0), j["predicted"].get(k, 0)] for k in KINDS])
+    by_versions = _table(["versions", "agents", *KINDS, "surprises"], [
+        [r["versions"], r.get("agents", 0),
+         *[f"{r.get(f'{k} (live)', 0)} ({r.get(f'{k} (predicted)', 0)})" for k in KINDS], r.get("surprises", 0)]
+        for r in j["table"]])
+    odd = _table(["agent", "versions", "live", "predicted"], [
+        [a, f"{j['outcomes'][a]['publisher']} > {j['outcomes'][a]['stream']} > {j['outcomes'][a]['reconnect']} · "
+            f"agent {j['outcomes'][a]['agent_tag']}", ", ".join(j["outcomes"][a]["anomalies"]) or "none",
+         ", ".join(j["predicted_outcomes"][a]["anomalies"]) or "none"] for a in surprises[:200]]) if surprises else ""
+    end = max([t["s"] for t in result["timeline"]] + [1.0])
+    bars = "".join(
+        f'<div style="display:flex;gap:8px;align-items:center"><span style="width:56px;text-align:right">'
+        f'{t["s"]:.1f} s</span><span style="display:inline-block;height:8px;width:{max(2, 400 * t["s"] / end):.0f}px;'
+        f'background:var(--blue)"></span><span>step {t["n"]}: {htmlesc.escape(t["text"])}</span></div>'
+        for t in result["timeline"])
+    shrunk = ""
+    if result.get("shrunk"):
+        s = result["shrunk"]
+        shrunk = (f"<h2>Shrunk</h2><p>{htmlesc.escape(s['target'])} still shows with {s['agents']} agent(s) and "
+                  f"{s['steps']} step(s): <code>{htmlesc.escape(s['replay'])}</code></p>"
+                  f"<pre>{htmlesc.escape(chr(10).join(s['lines']))}</pre>")
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><meta http-equiv='Content-Security-Policy' "
+            f"content=\"default-src 'none'; style-src 'unsafe-inline'\"><title>{htmlesc.escape(title)}</title>"
+            f"<style>{CSS}table{{border-collapse:collapse;margin:8px 0 16px}}td,th{{border:1px solid var(--line);"
+            f"padding:3px 8px;text-align:left}}main{{display:block;padding:16px 20px;max-width:1400px}}"
+            "</style></head><body>"
+            f"<header><h1>{htmlesc.escape(title)}: {verdict}</h1><div>seed {c['seed']} · {c['replicas']} replicas · "
+            f"{len(plan['agents'])} agents · {j['live'].get('claims', 0)} claims · wall time {result['wall_s']} s · "
+            f"replay: <code>{htmlesc.escape(result['replay'])}</code></div></header><main>"
+            f"<h2>Anomalies: live vs predicted by the model</h2>{counts}"
+            f"<h2>By versions: live (predicted)</h2><p>publisher &gt; replica holding the stream at publish time &gt; "
+            f"replica reconnected to next · agent</p>{by_versions}"
+            + (f"<h2>Surprises</h2>{odd}" if surprises else "")
+            + f"<h2>Timeline</h2>{bars}<h2>Plan</h2><pre>{htmlesc.escape(chr(10).join(result['plan_lines']))}</pre>"
+            f"{shrunk}</main></body></html>\n")
+
+
 def junit(result: dict[str, Any]) -> str:
     j = result["judgement"]
     suite = ET.Element("testsuite", name="roll", tests=str(len(j["table"])),
@@ -75,4 +129,5 @@ def junit(result: dict[str, Any]) -> str:
 def write(run_dir: Path, result: dict[str, Any]) -> None:
     atomic_write(run_dir / "roll.json", json.dumps(result, indent=1, default=str) + "\n")
     atomic_write(run_dir / "report.md", markdown(result))
+    atomic_write(run_dir / "report.html", html(result))
     atomic_write(run_dir / "junit.xml", junit(result))
