@@ -22,7 +22,7 @@ class Fleet:
                  listener_reconnect_s: float = 1.0) -> None:
         self.dsn, self.log_dir = dsn, log_dir
         self.heartbeat_s, self.listener_reconnect_s = heartbeat_s, listener_reconnect_s
-        self.admin_token = secrets.token_urlsafe(16)
+        self.admin_token = secrets.token_hex(16)  # hex: never starts with '-', which argv would misread
         self.replicas: dict[str, Replica] = {}
         self.history = History()
         self._logs: dict[str, EventLog] = {}

@@ -388,3 +388,10 @@ def test_a_replica_starts_and_answers_quickly(pg_dsn, tmp_path):
         assert r.control.state()["variant"] == "V3"
         took = time.monotonic() - started
     assert took < 5  # ~0.8 s here; generous for a shared, noisy machine
+
+
+def test_an_admin_token_that_looks_like_a_flag_still_starts_a_replica(pg_dsn, tmp_path):
+    # argparse reads "--admin-token -x" as a missing value; a run once lost whole workers to such tokens
+    with Replica("dash", resolve("v2.33.9"), dsn=pg_dsn, admin_token="-starts-with-a-dash", log_dir=tmp_path,
+                 heartbeat_s=15) as r:
+        assert r.control.state()["variant"] == "V2"

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--port {args.port}: not a TCP port")
     if args.heartbeat <= 0 or args.listener_reconnect <= 0:
         raise UsageError("--heartbeat and --listener-reconnect must be positive")
-    token = args.admin_token or secrets.token_urlsafe(16)
+    token = args.admin_token or secrets.token_hex(16)
     if not args.admin_token:
         print(f"control API admin token: {token}", file=sys.stderr, flush=True)
     with postgres(args.pg_dsn) as dsn:

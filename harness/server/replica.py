@@ -68,13 +68,13 @@ class Replica:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.proc = spawn(
             [sys.executable, "-m", "harness", "serve", *selector, "--name", self.name, "--pg-dsn", self.dsn,
-             "--port", str(self.port), "--heartbeat", str(self.heartbeat_s), "--admin-token", self.admin_token,
-             "--listener-reconnect", str(self.listener_reconnect_s), "--log", str(self.events_path)],
+             "--port", str(self.port), "--heartbeat", str(self.heartbeat_s), f"--admin-token={self.admin_token}",
+             "--listener-reconnect", str(self.listener_reconnect_s), f"--log={self.events_path}"],
             log=self.stderr_path, stdout=subprocess.PIPE, stop_signal=signal.SIGTERM, grace_s=5.0)
         try:
             line = Readiness(f"replica {self.name} ({self.release.tag})", self._ready_line, timeout_s=30,
                              proc=self.proc, log=self.stderr_path,
-                             hint="the replica's stderr log above says why").wait()
+                             hint=f"its stderr is in {self.stderr_path}").wait()
         except BaseException:
             stop(self.proc)
             raise
