@@ -68,9 +68,9 @@ class Upgrade:
 class Matrix:
     path: Path
     sha256: str
-    seed: int
-    time_scale: float
-    quiet_ms: int
+    seed: int | None
+    time_scale: float | None
+    quiet_ms: int | None
     candidate: str | None
     pins: dict[str, str]
     upgrades: list[Upgrade]
@@ -200,9 +200,10 @@ def load(path: Path | str, *, known_scenarios: list[str]) -> Matrix:
     def opt(key: str, default: Any, read: Any) -> Any:
         return read(top[key][1], key) if key in top else default
 
-    seed = opt("seed", 1, lambda n, w: c.number(n, w, int, 0, 2**63 - 1))
-    time_scale = opt("time_scale", 1.0, lambda n, w: c.number(n, w, float, 0.01, 100))
-    quiet_ms = opt("quiet_ms", 300, lambda n, w: c.number(n, w, int, 0, 60_000))
+    # absent settings stay None: the settings resolver applies defaults and says where each value came from
+    seed = opt("seed", None, lambda n, w: c.number(n, w, int, 0, 2**63 - 1))
+    time_scale = opt("time_scale", None, lambda n, w: float(c.number(n, w, float, 0.01, 100)))
+    quiet_ms = opt("quiet_ms", None, lambda n, w: c.number(n, w, int, 0, 60_000))
     candidate = opt("candidate", None, lambda n, w: c.tag(n, w, pins))
 
     agents: tuple[str, ...] = ("old", "new")
@@ -246,7 +247,7 @@ def load(path: Path | str, *, known_scenarios: list[str]) -> Matrix:
         for i, node in enumerate(c.sequence(top["ledger"][1], "ledger")):
             ledger.append(_ledger_entry(c, node, f"ledger[{i}]", known_scenarios))
 
-    return Matrix(path=path, sha256=hashlib.sha256(text.encode()).hexdigest(), seed=seed, time_scale=float(time_scale),
+    return Matrix(path=path, sha256=hashlib.sha256(text.encode()).hexdigest(), seed=seed, time_scale=time_scale,
                   quiet_ms=quiet_ms, candidate=candidate, pins=pins, upgrades=upgrades, agents=agents,
                   topologies=topologies, scenarios=scenarios, ledger=ledger)
 

@@ -94,7 +94,7 @@ def run_cell(stage: Stage, cell: Cell, scenario: Scenario, matrix: Matrix, setti
                  agent_has_owner=releases["agent"].agent_decodes_owner)
     verdict, checks = judge(live, scenario.contract)
     if error:
-        verdict = "ERROR"
+        verdict, checks = "ERROR", []  # a cell that could not run has nothing to judge
     predicted, predicted_verdict, predicted_checks = predict(cell, scenario, releases, seed)
     diffs = [] if error else differences(live, predicted)
     if not error and verdict != predicted_verdict:

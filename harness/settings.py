@@ -39,7 +39,7 @@ def matrix_path(cli: str | None, env: Mapping[str, str] = os.environ) -> Path:
 
 
 def _pick(name: str, cli: Any, env: Mapping[str, str], matrix_value: Any, default: Any,
-          parse: type, check: Any, flag: str) -> tuple[Any, str]:
+          parse: type, check: Any, flag: str, matrix_name: str = "matrix.yaml") -> tuple[Any, str]:
     if cli is not None:
         value, source = cli, flag
     elif env.get(ENV[name]) not in (None, ""):
@@ -51,7 +51,7 @@ def _pick(name: str, cli: Any, env: Mapping[str, str], matrix_value: Any, defaul
             raise UsageError(f"${ENV[name]}={raw!r}: expected {kind}") from None
         source = f"${ENV[name]}"
     elif matrix_value is not None:
-        value, source = matrix_value, "matrix.yaml"
+        value, source = matrix_value, matrix_name
     else:
         value, source = default, "default"
     problem = check(value)
@@ -64,12 +64,13 @@ def resolve(matrix: Matrix, *, seed: int | None = None, time_scale: float | None
             quiet_ms: int | None = None, report_dir: str | None = None,
             env: Mapping[str, str] = os.environ) -> Settings:
     seed_v, seed_src = _pick("seed", seed, env, matrix.seed, 1, int,
-                             lambda v: "must be 0 or more" if v < 0 else None, "--seed")
+                             lambda v: "must be 0 or more" if v < 0 else None, "--seed", matrix.path.name)
     scale_v, scale_src = _pick("time_scale", time_scale, env, matrix.time_scale, 1.0, float,
                                lambda v: "must be between 0.01 and 100" if not 0.01 <= v <= 100 else None,
-                               "--time-scale")
+                               "--time-scale", matrix.path.name)
     quiet_v, quiet_src = _pick("quiet_ms", quiet_ms, env, matrix.quiet_ms, 300, int,
-                               lambda v: "must be between 0 and 60000" if not 0 <= v <= 60000 else None, "--quiet-ms")
+                               lambda v: "must be between 0 and 60000" if not 0 <= v <= 60000 else None, "--quiet-ms",
+                               matrix.path.name)
     report = Path(report_dir or env.get(ENV["report_dir"]) or DEFAULT_REPORT_DIR)
     return Settings(seed=int(seed_v), time_scale=float(scale_v), quiet_ms=int(quiet_v), report_dir=report,
                     sources={"seed": seed_src, "time_scale": scale_src, "quiet_ms": quiet_src})

@@ -77,7 +77,7 @@ def test_missing_file(tmp_path):
 
 def test_a_good_file_and_its_defaults(tmp_path):
     m = load(write(tmp_path, GOOD), known_scenarios=SCENARIOS)
-    assert (m.seed, m.time_scale, m.quiet_ms, m.candidate) == (3, 1.0, 300, "v2.34.4")
+    assert (m.seed, m.time_scale, m.quiet_ms, m.candidate) == (3, None, None, "v2.34.4")  # defaults: settings
     assert m.agents == ("old", "new") and len(m.topologies) == 8 and m.scenarios is None
     plan = cells(m, SCENARIOS)
     assert len(plan) == 8 * 2 * len(SCENARIOS)
@@ -141,7 +141,7 @@ def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path):
     r = subprocess.run([sys.executable, "-m", "harness", "run", "--matrix", str(write(tmp_path, GOOD)), "--dry-run",
                         "--report-dir", str(tmp_path / "reports")], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    assert "seed 3 (from matrix.yaml)" in r.stdout and "time scale 1: Coder's real timings" in r.stdout
+    assert "seed 3 (from matrix.yaml)" in r.stdout and "time scale 1: Coder's real timings (from default)" in r.stdout
     assert f"{16 * len(SCENARIOS)} cells ({len(SCENARIOS)} scenarios × 16 pairings)" in r.stdout
     assert "1. live_claim[v2.33.9>v2.33.9>v2.33.9,agent=v2.33.9]" in r.stdout
     assert not (tmp_path / "reports").exists()

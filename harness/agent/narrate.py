@@ -10,7 +10,7 @@ def line(e: Event) -> str | None:
     ev = e.get("ev", "")
     conn = e.get("conn", "")
     if ev == "agent.start":
-        return f"agent {e['agent']} starts ({e['tag']}, {e['variant']} rules), logical process #{e['life']}"
+        return f"start an agent of {e['tag']} ({e['variant']} rules), logical process #{e['life']}"
     if ev == "agent.request":
         return f"→ GET /reinit{'?wait=true' if e['wait'] else ''}   [{conn}]"
     if ev == "agent.status":

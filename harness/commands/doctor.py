@@ -48,7 +48,10 @@ def _docker() -> str:
         client.ping()
         return f"✓ engine reachable (server {client.version().get('Version', '?')}) — for the docker target"
     except Exception as e:
-        reason = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+        text = str(e)
+        reason = ("no Docker socket" if "FileNotFoundError" in text or "No such file" in text else
+                  "permission denied on the Docker socket" if "ermission" in text else
+                  text.splitlines()[0][:120] if text else type(e).__name__)
         return f"– no engine reachable ({reason}); the embedded target does not need one"
 
 

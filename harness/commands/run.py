@@ -43,6 +43,10 @@ def workers(value: str, cells: int) -> int:
     return n
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def header(matrix, settings, plan, n: int) -> list[str]:  # type: ignore[no-untyped-def]
     from harness.plan import tags_of
 
@@ -56,7 +60,7 @@ def header(matrix, settings, plan, n: int) -> list[str]:  # type: ignore[no-unty
         f"  candidate {matrix.candidate or '(none: the gate judges every cell)'} · {len(matrix.upgrades)} upgrade(s): "
         + ", ".join(f"{u.old} → {u.new}" for u in matrix.upgrades),
         f"  servers: {releases}",
-        f"  {len(plan)} cells ({scenarios} scenarios × {len({c.pairing for c in plan})} pairings) · "
+        f"  {_n(len(plan), 'cell')} ({_n(scenarios, 'scenario')} × {_n(len({c.pairing for c in plan}), 'pairing')}) · "
         f"{n or 1} fleet(s) of {len(tags_of(plan))} replicas behind a fault proxy · workers: {n or 'in-process'}",
         f"  ledger: {len(matrix.ledger)} accepted incompatibilities",
     ]
@@ -68,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     from harness.matrix import load
     from harness.plan import cells
     from harness.scenarios import catalogue
-    from harness.scenarios.plugin import new_run_dir
+    from harness.scenarios.plugin import VIA_HARNESS_RUN, new_run_dir
     from harness.settings import matrix_path, resolve
 
     scenarios = catalogue()
@@ -94,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
     if n:
         argv += ["-n", str(n), "--dist", "worksteal"]
     print(f"  run folder: {run_dir}", flush=True)
+    os.environ[VIA_HARNESS_RUN] = "1"
     code = pytest.main(argv)
     if code == pytest.ExitCode.INTERRUPTED:
         raise KeyboardInterrupt
@@ -108,17 +113,25 @@ def run(args: argparse.Namespace) -> int:
     return 0 if results["gate"]["passed"] else 1
 
 
-def print_summary(results: dict, run_dir: Path) -> None:
+def summary_lines(results: dict, run_dir: Path) -> list[str]:
+    """The end of a run for people: counts, ledger problems, the gate, where the report is."""
     s, gate = results["summary"], results["gate"]
-    print()
-    print(f"{s['cells']} of {s['planned']} cells: " + ", ".join(f"{s[v]} {v}" for v in ("PASS", "DEGRADED", "FAIL")
-                                                             if s[v]) +
-          (f", {s['ERROR']} ERROR" if s["ERROR"] else "") + f"; {s['surprises']} SURPRISE; "
-          f"{s['accepted']} accepted by the ledger")
-    stale = [e for e in results["ledger"] if e["status"] in ("stale", "expired")]
-    for e in stale:
-        print(f"ledger line {e['line']} is {e['status']}: {e['match']} ({e['ticket']})")
+    counts = ", ".join(f"{s[v]} {v}" for v in ("PASS", "DEGRADED", "FAIL", "ERROR") if s[v]) or "nothing ran"
+    lines = ["", f"{s['cells']} of {s['planned']} cells: {counts}; {s['surprises']} SURPRISE; "
+             f"{s['accepted']} accepted by the ledger"]
+    for e in results["ledger"]:
+        if e["status"] in ("stale", "expired"):
+            lines.append(f"ledger line {e['line']} is {e['status']}: {e['match']} ({e['ticket']})")
     verdict = "PASSED" if gate["passed"] else ("INCOMPLETE" if not gate["complete"] else "FAILED")
-    print(f"gate {verdict}" + (f" for {gate['candidate']}" if gate["candidate"] else "") +
-          (f": {len(gate['blocking'])} blocking cell(s), e.g. {gate['blocking'][0]}" if gate["blocking"] else ""))
-    print(f"report: {run_dir / 'report.md'} (and report.html, junit.xml, results.json)")
+    involved = sum(1 for c in results["cells"] if c["candidate_involved"])
+    line = f"gate {verdict}" + (f" for {gate['candidate']}" if gate["candidate"] else "")
+    if gate["blocking"]:
+        line += f": {len(gate['blocking'])} blocking cell(s), e.g. {gate['blocking'][0]}"
+    elif gate["candidate"] and not involved:
+        line += " (no cell of this run involves it)"
+    lines += [line, f"report: {run_dir / 'report.md'} (and report.html, junit.xml, results.json)"]
+    return lines
+
+
+def print_summary(results: dict, run_dir: Path) -> None:
+    print("\n".join(summary_lines(results, run_dir)))

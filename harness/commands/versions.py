@@ -19,13 +19,16 @@ def run(args: argparse.Namespace) -> int:
         rows = [(v.name, v.title, v.origin, ranges_of(v.name)) for v in VARIANTS.values()]
         print(tabulate(rows, headers=["variant", "behaviour", "origin", "releases"]))
         return 0
-    rows = []
+    rows, unknown = [], []
     for tag in args.tags:
         try:
-            release = resolve(tag)
+            v = resolve(tag).variant
         except CatalogueError as e:
-            raise UsageError(str(e)) from None
-        v = release.variant
+            unknown.append(str(e))
+            continue
         rows.append((tag, v.name, v.title, ranges_of(v.name)))
-    print(tabulate(rows, headers=["tag", "variant", "behaviour", "variant covers"]))
+    if rows:
+        print(tabulate(rows, headers=["tag", "variant", "behaviour", "variant covers"]))
+    if unknown:  # the known ones are printed; each unknown one is an error line, and the status says so
+        raise UsageError("; ".join(unknown))
     return 0

@@ -158,7 +158,7 @@ def variant_of_tag(tag: str) -> Variant:
     if found is None:
         raise CatalogueError(
             f"{tag} is not a release the catalogue knows (it knows releases up to {_newest_known()}); "
-            f"pin its variant in matrix.yaml under 'versions:', e.g. '{tag}: V3'")
+            f"pin its variant in the matrix file under 'versions:', e.g. '{tag}: V3'")
     return VARIANTS[found]
 
 

@@ -19,6 +19,7 @@ from tabulate import tabulate
 
 from harness.oracle import COMPARED
 
+ONLY_LISTED = 20  # cells listed by id when only one run has them; the rest are counted
 RANK = {"PASS": 0, "DEGRADED": 1, "FAIL": 2, "UNKNOWN": 2, "ERROR": 2}
 WHAT_CHARS = 100  # the "what changed" column; longer explanations are cut (both runs' results.json have them)
 
@@ -121,6 +122,8 @@ def render_diff(d: RunDiff) -> str:
             lines += ["", f"{title} ({len(changes)})",
                       tabulate(rows, headers=["cell", "old", "new", "what changed"], disable_numparse=True)]
     for title, ids in (("ONLY IN OLD", d.only_old), ("ONLY IN NEW", d.only_new)):
-        if ids:
-            lines += ["", f"{title} ({len(ids)})", *(f"  {cid}" for cid in ids)]
+        if ids:  # typically a filtered run against a full one: name a few, count the rest
+            lines += ["", f"{title} ({len(ids)})", *(f"  {cid}" for cid in ids[:ONLY_LISTED])]
+            if len(ids) > ONLY_LISTED:
+                lines.append(f"  … and {len(ids) - ONLY_LISTED} more")
     return "\n".join(lines) + "\n"

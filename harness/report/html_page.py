@@ -171,7 +171,8 @@ SCRIPT = r"""
     h("h1", {}, "Compatibility report ", h("span", {class: "badge gate-" + gateWord.toLowerCase(), id: "gate"},
       "gate " + gateWord + (gate.candidate ? " for " + gate.candidate : ""))),
     partial ? h("div", {class: "partial", id: "partial"}, "Partial: " + sm.cells + " of " + sm.planned + " cells — " +
-      (run.finished ? "the run ended early" : "the run is still going") + "; the gate is not decided.") : null,
+      (run.interrupted ? "the run was interrupted" : run.finished ? "the run ended early" : "the run is still going") +
+      "; the gate is not decided.") : null,
     sm.planned === 0 && sm.cells === 0
       ? h("div", {class: "partial", id: "nocells"}, "This run has no cells: nothing was tested.") : null,
     h("div", {id: "counts"}, counts.join(" · ") + " — " + sm.cells + " of " + sm.planned + " cells" +

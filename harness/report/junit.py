@@ -85,7 +85,8 @@ def render_junit(results: dict[str, Any]) -> str:
     outcomes = [_testcase(suite, c) for c in results["cells"]]
     done = {c["id"] for c in results["cells"]}
     not_run = [cid for cid in run.get("cell_order", []) if cid not in done]
-    state = "the run is still going" if not run.get("finished") else "the run ended before it"
+    state = ("the run was interrupted" if run.get("interrupted") else "the run is still going"
+             if not run.get("finished") else "the run ended before it")
     for cid in not_run:
         scenario, pairing = split_id(cid)
         case = _sub(suite, "testcase", classname=pairing, name=scenario, time="0.000")

@@ -130,7 +130,9 @@ def render_markdown(results: dict[str, Any], *, run_name: str | None = None) -> 
     lines = [f"# Compatibility report — gate {gate_word(results)}" + (f" for {candidate}" if candidate else ""), "",
              gate_line(results), ""]
     if partial:
-        state = "still going" if not results["run"].get("finished") else "ended early"
+        run = results["run"]
+        state = ("interrupted" if run.get("interrupted") else "still going" if not run.get("finished")
+                 else "ended early")
         lines += [f"> ⏳ **Partial: {s['cells']} of {s['planned']} cells** — the run is {state}; cells not run yet "
                   f"show {KINDS['NOT_RUN'][0]} and the gate is not decided.", ""]
     if not s["planned"] and not s["cells"]:

@@ -65,9 +65,9 @@ def render_trend(entries: list[dict[str, Any]], *, last: int = 10, source: str =
         gate = "PASSED" if g.get("passed") else "INCOMPLETE" if not g.get("complete") else "FAILED"
         rows.append((i, e["run"], e.get("started") or "", e.get("seed"), e.get("candidate") or "-", gate,
                      f"{s.get('cells', len(e['cells']))}/{s.get('planned', '?')}", s.get("surprises", 0),
-                     s.get("FAIL", 0), s.get("accepted", 0)))
+                     s.get("FAIL", 0), s.get("ERROR", 0), s.get("accepted", 0)))
     lines.append(tabulate(rows, headers=["#", "run", "started", "seed", "candidate", "gate", "cells", "SURPRISE",
-                                         "FAIL", "accepted"], disable_numparse=True))
+                                         "FAIL", "ERROR", "accepted"], disable_numparse=True))
     ruler = "".join(str(i % 10) for i in range(1, len(runs) + 1))
     ids: dict[str, None] = {}
     for e in runs:  # every cell any run had, newest run's order last so the current plan reads naturally

@@ -33,6 +33,7 @@ from harness.settings import Settings, matrix_path
 from harness.settings import resolve as resolve_settings
 
 RUN_DIR_ENV = "HARNESS_RUN_DIR"
+VIA_HARNESS_RUN = "HARNESS_VIA_RUN"  # set by `harness run`, which prints the summary itself
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -112,6 +113,7 @@ class HarnessSession:
         self.recorder: RunRecorder | None = None
         self._pg = None
         self._done = 0
+        self.total = len(self.plan)
         if not self.worker:
             self._start_controller()
         self.run_dir = Path(os.environ[RUN_DIR_ENV])
@@ -168,6 +170,22 @@ class HarnessSession:
         items[:] = [i for i in items if getattr(i, "callspec", None) is not None
                     or "cell" not in getattr(i, "fixturenames", ())]
 
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """What actually runs (after -k, --deselect, …) is the plan the run is complete against."""
+        self._selected([i.nodeid for i in session.items])
+
+    def pytest_xdist_node_collection_finished(self, node: object, ids: list[str]) -> None:
+        self._selected(ids)  # under xdist the controller collects nothing itself
+
+    def _selected(self, nodeids: list[str]) -> None:
+        if self.recorder is None or self.recorder.meta.get("selected"):
+            return
+        wanted = {f"test_{c.scenario}[{c.pairing}]": c.id for c in self.plan}
+        chosen = [wanted[n.rsplit("::", 1)[-1]] for n in nodeids if n.rsplit("::", 1)[-1] in wanted]
+        self.recorder.meta.update(selected=True, cells_planned=len(chosen), cell_order=chosen)
+        self.total = len(chosen)
+
     def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config):  # type: ignore[no-untyped-def]
         if report.when == "call" and any(k == "harness_cell" for k, _ in report.user_properties):
             return ("xfailed" if hasattr(report, "wasxfail") else report.outcome), "", ""  # our own line instead
@@ -208,7 +226,7 @@ class HarnessSession:
         if tr is not None:
             mark = " SURPRISE" if result["surprise"] else ""
             accepted = " (accepted)" if result["accepted"] else ""
-            tr.write_line(f"[{self._done:>4}/{len(self.plan)}] {result['verdict']:<8}{mark}{accepted}  "
+            tr.write_line(f"[{self._done:>4}/{self.total}] {result['verdict']:<8}{mark}{accepted}  "
                           f"{result['id']}  predicted {result['predicted']['verdict']}  {result['duration_s']:.1f}s")
 
     def _setup_error(self, report: pytest.TestReport) -> dict[str, Any] | None:
@@ -232,4 +250,18 @@ class HarnessSession:
         if self.recorder is None:
             return
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+        self.recorder.meta["interrupted"] = interrupted
         self.recorder.write(finished=not interrupted)
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:  # type: ignore[no-untyped-def]
+        """The gate and where the report is — unless `harness run`, which prints its own, drives pytest."""
+        if self.recorder is None or os.environ.get(VIA_HARNESS_RUN) or not self.recorder.run_dir.joinpath(
+                "results.json").exists():
+            return
+        import json
+
+        from harness.commands.run import summary_lines
+
+        results = json.loads((self.recorder.run_dir / "results.json").read_text())
+        for line in summary_lines(results, self.recorder.run_dir):
+            terminalreporter.write_line(line)
