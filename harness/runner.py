@@ -88,6 +88,10 @@ def run_cell(stage: Stage, cell: Cell, scenario: Scenario, matrix: Matrix, setti
     finally:
         if world is not None:
             world.close()
+        if error:
+            restarted = stage.heal()
+            if restarted:
+                error += f"\n(replicas restarted after this cell: {', '.join(restarted)})"
     events = world.events() if world is not None else []
     live = facts(events, agents=set(world.agents) if world else set(),
                  workspaces=set(world.workspaces) if world else set(),

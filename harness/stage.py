@@ -47,6 +47,21 @@ class Stage:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def heal(self) -> list[str]:
+        """After a cell failed: restart any replica that is dead or does not answer (stopped, wedged), so one
+        broken replica costs one cell, not every cell after it. The names of the replicas restarted."""
+        restarted = []
+        for rep in list(self.fleet.replicas.values()):
+            if rep.alive and rep.responsive():
+                continue
+            self.harness_log.emit("harness.fault", fault="replica_unresponsive", replica=rep.name,
+                                  text=f"replica {rep.name} did not answer: restart it")
+            rep.kill()
+            rep.start()
+            self.proxy.set_upstream(rep.name, "127.0.0.1", rep.port)
+            restarted.append(rep.name)
+        return restarted
+
     def next_id(self, prefix: str) -> str:
         return f"{prefix}{next(self._ids)}"
 

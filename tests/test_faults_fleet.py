@@ -73,3 +73,18 @@ def test_listener_termination_loses_the_gap_then_delivers(fleet):
     assert [e["event"]["reason"] for e in heard] == ["after the gap"]  # the gap's notification is gone
     assert got["generation"] == 1
     assert uuid.UUID(got["decoded_ws"]) == ws.id
+
+
+def test_the_stage_restarts_a_replica_that_stopped_answering(pg_dsn, tmp_path):
+    import os
+    import signal
+
+    from harness.stage import Stage
+
+    with Stage(pg_dsn, tmp_path) as stage:
+        rep = stage.replica(resolve("v2.33.9"))
+        assert stage.heal() == []  # healthy: nothing to do
+        os.kill(rep.proc.pid, signal.SIGSTOP)  # wedged: alive, but answers nothing
+        assert rep.alive and not rep.responsive(timeout_s=0.5)
+        assert stage.heal() == ["v2.33.9"]
+        assert rep.responsive() and rep.control.state()["variant"] == "V2"

@@ -8,6 +8,7 @@ A cell that does not settle within its timeout fails with the agents' last event
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 import uuid
@@ -16,6 +17,7 @@ from typing import Literal
 import psycopg
 
 from harness.agent.agent import SimAgent
+from harness.errors import HarnessError
 from harness.events import Event
 from harness.fixtures import payload
 from harness.plan import Cell
@@ -233,6 +235,8 @@ class LiveWorld(World):
         for handle in self._armed:
             self.stage.proxy.disarm(handle)
         for name in self._hooked:
-            self.reps[name].control.set_hooks(durable_check_delay_ms=0)
+            # a replica that is gone or wedged gets restarted by Stage.heal(), its hooks cleared
+            with contextlib.suppress(HarnessError):
+                self.reps[name].control.set_hooks(durable_check_delay_ms=0)
         for agent_id in self.agents:
             self.stage.proxy.pin_agent(agent_id, None)

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from harness.errors import HarnessError
 from harness.procs import Readiness, spawn, stop
 from harness.protocol import Release
 from harness.server.client import ControlClient
@@ -89,6 +90,14 @@ class Replica:
             self.proc.stdout.close()
             return line if line.strip() else None
         return None
+
+    def responsive(self, timeout_s: float = 3.0) -> bool:
+        """Whether the replica answers its control API within ``timeout_s`` (a SIGSTOPped one does not)."""
+        try:
+            ControlClient(self.url, self.admin_token, timeout_s=timeout_s).state()
+        except HarnessError:
+            return False
+        return True
 
     def stop(self) -> None:
         """Graceful: SIGTERM, wait; idempotent."""
