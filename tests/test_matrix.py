@@ -145,3 +145,11 @@ def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path):
     assert f"{16 * len(SCENARIOS)} cells ({len(SCENARIOS)} scenarios × 16 pairings)" in r.stdout
     assert "1. live_claim[v2.33.9>v2.33.9>v2.33.9,agent=v2.33.9]" in r.stdout
     assert not (tmp_path / "reports").exists()
+
+
+def test_a_database_that_does_not_answer_is_bad_input_before_anything_starts(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "harness", "run", "--matrix", str(write(tmp_path, GOOD)),
+                        "--pg-dsn", "host=127.0.0.1 port=1 user=x dbname=y", "--report-dir", str(tmp_path / "r")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "does not answer" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "r").exists()

@@ -88,6 +88,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.pg_dsn:
         os.environ[DSN_ENV] = args.pg_dsn
+    from harness.pg.locate import check_dsn, locate
+
+    source = locate()
+    if source.kind == "dsn":
+        check_dsn(source.dsn or "")  # before the run folder exists: a bad DSN leaves nothing behind
     run_dir = new_run_dir(settings.report_dir)
     argv = ["--pyargs", "harness.scenarios", "-p", "no:cacheprovider", "-q", "--no-header", "-rN", "--tb=no",
             "-o", "addopts=", "--matrix", str(matrix.path), "--harness-run-dir", str(run_dir),

@@ -39,6 +39,18 @@ class PostgresSource:
         return out.stdout.strip() or out.stderr.strip()
 
 
+def check_dsn(dsn: str, *, timeout_s: int = 5) -> None:
+    """UsageError (one line) unless a server answers at ``dsn`` — before anything is started on it."""
+    import psycopg
+
+    try:
+        with psycopg.connect(dsn, connect_timeout=timeout_s) as conn:
+            conn.execute("select 1")
+    except psycopg.Error as e:
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise UsageError(f"PostgreSQL at {redact(dsn)} (--pg-dsn/{DSN_ENV}) does not answer: {first}") from None
+
+
 def redact(dsn: str) -> str:
     """A DSN without its password, for printing."""
     import re

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from harness.pg.embedded import EmbeddedPostgres
-from harness.pg.locate import locate
+from harness.pg.locate import check_dsn, locate
 
 
 @contextmanager
@@ -15,6 +15,7 @@ def postgres(dsn: str | None = None, *, quiet: bool = False) -> Iterator[str]:
     """An explicit DSN (or $HARNESS_PG_DSN) as is; otherwise a private embedded server for the block."""
     source = locate(dsn)
     if source.kind == "dsn":
+        check_dsn(source.dsn or "")
         yield source.dsn or ""
         return
     if not quiet:

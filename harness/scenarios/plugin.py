@@ -25,7 +25,7 @@ from harness import __version__
 from harness.errors import HarnessError, UsageError
 from harness.matrix import Matrix
 from harness.matrix import load as load_matrix
-from harness.pg.locate import DSN_ENV, locate
+from harness.pg.locate import DSN_ENV, check_dsn, locate
 from harness.plan import Cell, cells
 from harness.results import RunRecorder
 from harness.scenarios import catalogue
@@ -123,7 +123,12 @@ class HarnessSession:
         run_dir = Path(self.config.getoption("harness_run_dir") or new_run_dir(self.settings.report_dir))
         os.environ[RUN_DIR_ENV] = str(run_dir)
         source = locate()
-        if source.kind != "dsn":
+        if source.kind == "dsn":
+            try:
+                check_dsn(source.dsn or "")
+            except UsageError as e:
+                raise pytest.UsageError(str(e)) from None
+        else:
             from harness.pg.embedded import EmbeddedPostgres
 
             self._pg = EmbeddedPostgres(source).start()
