@@ -30,3 +30,12 @@ class HarnessError(Exception):
     def __str__(self) -> str:
         text = self.one_line()
         return f"{text}\n{self.details}" if self.details else text
+
+
+def bounded(name: str, value: float, low: float, high: float) -> float:
+    """A command-line number that must be finite and within [low, high]; UsageError otherwise."""
+    import math
+
+    if not math.isfinite(value) or not low <= value <= high:
+        raise UsageError(f"{name} {value:g}: must be between {low:g} and {high:g}")
+    return value

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from harness.errors import UsageError
+from harness.errors import UsageError, bounded
 from harness.protocol import CatalogueError, Release, resolve
 
 
@@ -27,8 +27,7 @@ def add_release_arguments(p: argparse.ArgumentParser) -> None:
 def release_from(args: argparse.Namespace) -> Release:
     if not args.variant and not args.version_tag:
         raise UsageError("give --variant or --version-tag")
-    if args.time_scale <= 0:
-        raise UsageError(f"--time-scale {args.time_scale}: must be positive")
+    bounded("--time-scale", args.time_scale, 0.01, 100)
     try:
         release = resolve(args.version_tag or args.variant,
                           {args.version_tag: args.variant} if args.version_tag and args.variant else None)

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UsageError
+from harness.errors import UsageError, bounded
 from harness.pg.locate import DSN_ENV
 
 
@@ -105,8 +105,7 @@ def run(args: argparse.Namespace) -> int:
     from harness.roll.runner import RollStepError
 
     plan = load_plan(args)
-    if args.time_scale <= 0:
-        raise UsageError(f"--time-scale {args.time_scale}: must be positive")
+    bounded("--time-scale", args.time_scale, 0.01, 100)
     print("\n".join(plan.header()))
     print("\n".join(plan.lines()), flush=True)
     if args.dry_run:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from harness import aio
-from harness.errors import UsageError
+from harness.errors import UsageError, bounded
 from harness.pg.locate import DSN_ENV
 from harness.protocol import CatalogueError, resolve
 from harness.protocol.ids import HEARTBEAT_S
@@ -40,8 +40,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port {args.port}: not a TCP port")
-    if args.heartbeat <= 0 or args.listener_reconnect <= 0:
-        raise UsageError("--heartbeat and --listener-reconnect must be positive")
+    bounded("--heartbeat", args.heartbeat, 0.01, 3600)
+    bounded("--listener-reconnect", args.listener_reconnect, 0.01, 3600)
     token = args.admin_token or secrets.token_hex(16)
     if not args.admin_token:
         print(f"control API admin token: {token}", file=sys.stderr, flush=True)
