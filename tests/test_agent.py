@@ -6,6 +6,7 @@ import itertools
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -243,3 +244,19 @@ def test_harness_agents_process_runs_and_stops_on_sigterm(reps, tmp_path):
     assert proc.returncode == 130, err
     assert "created 5 prebuilds" in out
     assert len(h.select(where(ev="agent.exit"))) == 5
+
+
+def test_harness_agents_status_line_says_why_agents_are_retrying(tmp_path):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    tokens = tmp_path / "tokens.txt"
+    tokens.write_text("tok1\ntok2\n")
+    r = subprocess.run([sys.executable, "-m", "harness", "agents", "--url", f"http://127.0.0.1:{port}", "--tokens",
+                        str(tokens), "--version-tag", "v2.34.4", "--duration", "1.5", "--time-scale", "0.1"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    last = r.stdout.splitlines()[-1]
+    assert "agents 2, polling 2, reinits 0" in last and "(e.g. request failed: connection refused)" in last
+    assert int(last.split("failed attempts ")[1].split()[0]) >= 4  # retried on the scaled 1 s floor, not given up
+    assert len(r.stdout.splitlines()) == 1  # one status line per 5 s, and one at the end

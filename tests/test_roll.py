@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import uuid
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -15,6 +18,7 @@ from harness.protocol import resolve
 from harness.protocol.rollmodel import RollModel, Routing
 from harness.roll.plan import RollConfig, RollPlan, generate
 from harness.roll.runner import drive, outcomes, shrink
+from tests.procs import MARK_ENV, left_running
 
 CONFIG = RollConfig("v2.31.14", "v2.34.4", replicas=3, agents=60, seed=7)
 
@@ -116,3 +120,28 @@ def test_a_small_real_roll_matches_the_model_and_replays_exactly(tmp_path):
     assert replay.returncode == 0
     printed = [line for line in r.stdout.splitlines() if line[:4].strip().rstrip(".").isdigit()]
     assert [line for line in replay.stdout.splitlines() if line[:4].strip().rstrip(".").isdigit()] == printed
+
+
+def test_an_interrupted_roll_says_how_far_it_got_and_leaves_nothing_running(tmp_path):
+    mark = uuid.uuid4().hex
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "roll", "--from", "v2.31.14", "--to", "v2.34.4",
+                             "--replicas", "2", "--agents", "20", "--seed", "3", "--report-dir", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, MARK_ENV: mark})
+    try:
+        for line in proc.stdout:  # interrupt while the third step runs
+            if line.startswith("step   3/"):
+                break
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    run_dir = next(tmp_path.iterdir())
+    md = (run_dir / "report.md").read_text()
+    assert md.startswith("# Rolling upgrade stopped: interrupted") and "stopped after 3 of " in md
+    assert "--replay-plan" in md and (run_dir / "plan.json").exists() and not (run_dir / "roll.json").exists()
+    assert ET.parse(run_dir / "junit.xml").getroot().get("errors") == "1"
+    assert "partial report" in err and "interrupted; cleaned up" in err
+    assert left_running(mark) == []

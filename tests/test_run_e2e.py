@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 
 import pytest
+
+from tests.procs import MARK_ENV, left_running
 
 ZERO = str(uuid.UUID(int=0))
 MATRIX = """\
@@ -141,3 +146,37 @@ def test_one_cell_repro_command_runs_just_that_cell(run, tmp_path):
     results = json.loads(next(tmp_path.iterdir()).joinpath("results.json").read_text())
     assert [x["id"] for x in results["cells"]] == [c["id"]]
     assert results["cells"][0]["verdict"] == "PASS" and r.returncode == 0, r.stdout[-1500:]
+
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_run_leaves_a_partial_report_and_nothing_running(tmp_path, sig):
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text(textwrap.dedent(MATRIX))
+    mark = uuid.uuid4().hex
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", "--matrix", str(matrix), "-n", "2",
+                             "--report-dir", str(tmp_path / "reports")], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, MARK_ENV: mark})
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # interrupt once a cell is recorded, with most of the plan to go
+            done = list((tmp_path / "reports").glob("*/cells.jsonl"))
+            if done and done[0].read_text().count("\n") >= 1:
+                break
+            time.sleep(0.2)
+        os.killpg(proc.pid, sig)  # as a terminal's Ctrl-C does: the whole foreground group
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    run_dir = next(p for p in (tmp_path / "reports").iterdir() if p.is_dir() and not p.is_symlink())
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["run"]["interrupted"] and not results["run"]["finished"]
+    assert 1 <= results["summary"]["cells"] < results["summary"]["planned"] == 24
+    assert not results["gate"]["passed"] and not results["gate"]["complete"]
+    assert "the run was interrupted" in (run_dir / "report.md").read_text()
+    assert "partial report of" in err and "interrupted; cleaned up" in err
+    assert not [p for p in run_dir.iterdir() if p.name.startswith(".")]
+    assert left_running(mark) == []

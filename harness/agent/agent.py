@@ -55,6 +55,8 @@ class AgentState:
     last_owner: uuid.UUID = ZERO
     polling: bool = False
     requests: int = 0
+    failures: int = 0  # attempts that failed and were retried
+    last_failure: str = ""
     stopped_because: str = ""
 
 
@@ -136,6 +138,9 @@ class SimAgent:
                 except StreamFailed as e:
                     if stop.is_set():
                         break
+                    with self._lock:
+                        self.state.failures += 1
+                        self.state.last_failure = str(e)
                     self.log.emit("agent.error", agent=self.id, ws=self.workspace, conn=conn, error=str(e),
                                   next_wait_s=round(backoff.peek(), 4))
                     continue
@@ -243,5 +248,16 @@ class SimAgent:
 
 
 def _short(e: BaseException) -> str:
+    """The root cause in a line: "connection refused" rather than urllib3's pool and retry wrapping."""
+    seen: set[int] = set()
+    cause: BaseException | None = e
+    while cause is not None and id(cause) not in seen:  # requests → urllib3 → the socket's OSError
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror.lower()[:200]
+        nested = [a for a in cause.args if isinstance(a, BaseException)]
+        reason = getattr(cause, "reason", None)
+        cause = nested[0] if nested else reason if isinstance(reason, BaseException) else cause.__cause__ or \
+            cause.__context__
     text = str(e) or type(e).__name__
     return text.splitlines()[0][:200]

@@ -52,4 +52,9 @@ class AgentHost:
                          for a in self.agents.values())
         return {"agents": len(self.agents), **states,
                 "reinits": sum(a.state.generation for a in self.agents.values()),
-                "requests": sum(a.state.requests for a in self.agents.values())}
+                "requests": sum(a.state.requests for a in self.agents.values()),
+                "failed attempts": sum(a.state.failures for a in self.agents.values())}
+
+    def last_failure(self) -> str:
+        """One agent's latest failed attempt, to show why agents are retrying ("" if none failed)."""
+        return next((a.state.last_failure for a in self.agents.values() if a.state.last_failure), "")

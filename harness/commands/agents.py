@@ -9,6 +9,8 @@ from pathlib import Path
 from harness.commands.agent import add_release_arguments, check_url, release_from
 from harness.errors import UsageError
 
+STATUS_EVERY_S = 5.0
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--url", required=True, help="the server (a replica, or a load balancer in front of several)")
@@ -53,8 +55,11 @@ def run(args: argparse.Namespace) -> int:
             host.add(f"a{i}", url=args.url, token=token, release=release, workspace=ws)
         host.start_all()
         while args.duration is None or time.monotonic() - started < args.duration:
-            time.sleep(min(5.0, max(0.1, (args.duration or 5.0) - (time.monotonic() - started))))
-            print(f"{time.monotonic() - started:6.1f}s  " + ", ".join(f"{k} {v}" for k, v in host.summary().items()),
-                  flush=True)
+            elapsed = time.monotonic() - started
+            until_end = float("inf") if args.duration is None else args.duration - elapsed
+            time.sleep(max(0.0, min(STATUS_EVERY_S - elapsed % STATUS_EVERY_S, until_end)))
+            summary, why = host.summary(), host.last_failure()
+            print(f"{time.monotonic() - started:6.1f}s  " + ", ".join(f"{k} {v}" for k, v in summary.items())
+                  + (f" (e.g. {why})" if why else ""), flush=True)
     log.close()
     return 0

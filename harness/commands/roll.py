@@ -10,6 +10,7 @@ import argparse
 import json
 import secrets
 import shlex
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -116,17 +117,33 @@ def run(args: argparse.Namespace) -> int:
     plan_path.write_text(plan.to_json())
     replay = replay_command(plan_path, args)
     print(f"run folder: {run_dir}\nreplay: {replay}", flush=True)
-    with postgres(args.pg_dsn) as dsn:
-        try:
-            result = execute(plan, dsn, run_dir / "logs", time_scale=args.time_scale, replay=replay,
-                             progress=lambda m: print(m, flush=True))
-        except RollStepError as e:
-            print(f"harness roll: {e}", flush=True)
-            return 1
-        result.update(plan=json.loads(plan.to_json()), plan_lines=plan.lines(), replay=replay)
-        j = result["judgement"]
-        if args.shrink and (j["surprises"] or any(o["anomalies"] for o in j["predicted_outcomes"].values())):
-            result["shrunk"] = shrink(plan, result, dsn, run_dir, args)
+    reached: list[str] = []  # the step lines printed so far, for a report if the roll stops early
+
+    def progress(line: str) -> None:
+        reached.append(line)
+        print(line, flush=True)
+
+    result: dict[str, Any] | None = None
+    try:
+        with postgres(args.pg_dsn) as dsn:
+            try:
+                result = execute(plan, dsn, run_dir / "logs", time_scale=args.time_scale, replay=replay,
+                                 progress=progress)
+            except RollStepError as e:
+                report.write_stopped(run_dir, plan.lines(), reached, str(e), replay)
+                print(f"harness roll: {e}\nreport: {run_dir / 'report.md'}", flush=True)
+                return 1
+            result.update(plan=json.loads(plan.to_json()), plan_lines=plan.lines(), replay=replay)
+            j = result["judgement"]
+            if args.shrink and (j["surprises"] or any(o["anomalies"] for o in j["predicted_outcomes"].values())):
+                result["shrunk"] = shrink(plan, result, dsn, run_dir, args)
+    except KeyboardInterrupt:
+        if result is not None:  # interrupted while shrinking: the roll itself ran to its end and is judged
+            report.write(run_dir, result)
+        else:
+            report.write_stopped(run_dir, plan.lines(), reached, "interrupted", replay)
+        sys.stderr.write(f"harness roll: partial report: {run_dir / 'report.md'}\n")
+        raise
     report.write(run_dir, result)
     live, predicted, lat = j["live"], j["predicted"], result["latencies_ms"]
     print(f"\n{live.get('claims', 0)} claims: " + ", ".join(

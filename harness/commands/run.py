@@ -104,9 +104,13 @@ def run(args: argparse.Namespace) -> int:
         argv += ["-n", str(n), "--dist", "worksteal"]
     print(f"  run folder: {run_dir}", flush=True)
     os.environ[VIA_HARNESS_RUN] = "1"
-    code = pytest.main(argv)
-    if code == pytest.ExitCode.INTERRUPTED:
-        raise KeyboardInterrupt
+    try:
+        code = pytest.main(argv)
+        if code == pytest.ExitCode.INTERRUPTED:
+            raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        salvage(run_dir)
+        raise
     if code == pytest.ExitCode.USAGE_ERROR:
         return 2
     results_path = run_dir / "results.json"
@@ -116,6 +120,28 @@ def run(args: argparse.Namespace) -> int:
     results = json.loads(results_path.read_text())
     print_summary(results, run_dir)
     return 0 if results["gate"]["passed"] else 1
+
+
+def salvage(run_dir: Path) -> None:
+    """After an interrupt: the partial report covers every cell cells.jsonl holds and says it was interrupted.
+
+    pytest writes the report when its session ends, but a Ctrl-C can land before that (while workers tear
+    their fleets down) or in the middle of it; cells.jsonl is flushed per cell, so nothing is lost.
+    """
+    from harness.report import render_run
+    from harness.results import atomic_write, load_run
+
+    try:
+        results = load_run(run_dir)
+    except (OSError, ValueError, KeyError):
+        return  # nothing ran yet, or nothing readable to salvage
+    if results["run"].get("finished"):
+        return
+    results["run"]["interrupted"] = True
+    atomic_write(run_dir / "results.json", json.dumps(results, indent=1, default=str) + "\n")
+    render_run(run_dir, results)
+    sys.stderr.write(f"harness run: partial report of {results['summary']['cells']} of "
+                     f"{results['summary']['planned']} cells: {run_dir / 'report.md'}\n")
 
 
 def summary_lines(results: dict, run_dir: Path) -> list[str]:

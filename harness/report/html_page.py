@@ -180,7 +180,8 @@ SCRIPT = r"""
     h("div", {class: "meta"}, [D.name ? "run " + D.name : null,
       "matrix " + run.matrix + " (sha256 " + String(run.matrix_sha256 || "").slice(0, 12) + ")", "seed " + run.seed,
       "time scale " + run.time_scale + " (" + scale + ")", "quiet window " + run.quiet_ms + " ms",
-      (run.started || "?") + " → " + (run.ended || "running"), "harness " + run.harness_version]
+      (run.started || "?") + " → " + (run.ended || (run.interrupted ? "interrupted" : "running")),
+      "harness " + run.harness_version]
       .filter(Boolean).join(" · "))]);
 
   // ---- grid ----------------------------------------------------------------------------------------------

@@ -72,7 +72,7 @@ def settings_line(results: dict[str, Any], run_name: str | None) -> str:
     run = results["run"]
     scale = run.get("time_scale", 1)
     timing = "Coder's real timings" if scale == 1 else f"×{scale:g} of Coder's timings"
-    when = f"{run.get('started', '?')} → {run.get('ended') or 'running'}"
+    when = f"{run.get('started', '?')} → {run.get('ended') or ('interrupted' if run.get('interrupted') else 'running')}"
     sha = str(run.get("matrix_sha256", ""))[:12]
     name = f"Run `{run_name}` · " if run_name else ""
     return (f"{name}matrix `{run.get('matrix', '?')}` (sha256 {sha}) · seed {run.get('seed', '?')} · time scale "
@@ -131,9 +131,9 @@ def render_markdown(results: dict[str, Any], *, run_name: str | None = None) -> 
              gate_line(results), ""]
     if partial:
         run = results["run"]
-        state = ("interrupted" if run.get("interrupted") else "still going" if not run.get("finished")
+        state = ("was interrupted" if run.get("interrupted") else "is still going" if not run.get("finished")
                  else "ended early")
-        lines += [f"> ⏳ **Partial: {s['cells']} of {s['planned']} cells** — the run is {state}; cells not run yet "
+        lines += [f"> ⏳ **Partial: {s['cells']} of {s['planned']} cells** — the run {state}; cells not run yet "
                   f"show {KINDS['NOT_RUN'][0]} and the gate is not decided.", ""]
     if not s["planned"] and not s["cells"]:
         lines += ["> ⚠️ **This run has no cells**: the matrix and filters selected nothing, so nothing was tested.", ""]

@@ -126,6 +126,28 @@ def junit(result: dict[str, Any]) -> str:
     return ET.tostring(suite, encoding="unicode") + "\n"
 
 
+def stopped_markdown(plan_lines: list[str], reached: list[str], why: str, replay: str) -> str:
+    """A roll that did not reach its end: what ran, why it stopped, how to replay; no claim is judged."""
+    out = [f"# Rolling upgrade stopped: {why.splitlines()[0]}", "",
+           f"The roll stopped after {len(reached)} of {len(plan_lines)} steps had started. No claim is judged: "
+           "live outcomes are compared with the model only once the whole plan has run "
+           "(claims still in flight would read as lost).", "", f"Replay: `{replay}`", ""]
+    if "\n" in why:
+        out += ["## Details", "", *[f"    {line}" for line in why.splitlines()[1:]], ""]
+    out += ["## Steps that started", "", *[f"- {line}" for line in reached], "",
+            "## Plan", "", *[f"    {line}" for line in plan_lines]]
+    return "\n".join(out) + "\n"
+
+
+def write_stopped(run_dir: Path, plan_lines: list[str], reached: list[str], why: str, replay: str) -> None:
+    """report.md and junit.xml (one errored case, so CI never reads a stopped roll as passed)."""
+    atomic_write(run_dir / "report.md", stopped_markdown(plan_lines, reached, why, replay))
+    suite = ET.Element("testsuite", name="roll", tests="1", errors="1")
+    case = ET.SubElement(suite, "testcase", classname="roll", name="roll")
+    ET.SubElement(case, "error", message=f"the roll stopped: {why.splitlines()[0]}").text = "\n".join(reached)
+    atomic_write(run_dir / "junit.xml", ET.tostring(suite, encoding="unicode") + "\n")
+
+
 def write(run_dir: Path, result: dict[str, Any]) -> None:
     atomic_write(run_dir / "roll.json", json.dumps(result, indent=1, default=str) + "\n")
     atomic_write(run_dir / "report.md", markdown(result))
