@@ -2,7 +2,7 @@
 
 Subcommand modules are imported only when chosen, so quick commands stay quick. Every module has
 ``add_arguments(parser)`` and ``run(args) -> int``. Bad input is one line and exit status 2; an
-interrupted run cleans up and exits 130; SIGTERM is treated like Ctrl-C.
+interrupted run cleans up and exits 130; SIGTERM is treated like Ctrl-C (harness.interrupts).
 """
 
 from __future__ import annotations
@@ -10,11 +10,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import signal
 import sys
 from typing import NoReturn
 
-from harness import __version__
+from harness import __version__, interrupts
 from harness.errors import HarnessError, UsageError
 
 DESCRIPTION = ("Rolling-upgrade compatibility harness for Coder's prebuilt-workspace claim → agent reinit "
@@ -43,10 +42,6 @@ class OneLineParser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def build_parser(command: str | None) -> argparse.ArgumentParser:
     parser = OneLineParser(prog="harness", description=DESCRIPTION,
                            formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -70,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         build_parser(None).print_help()
         return 0
-    signal.signal(signal.SIGTERM, _terminate)
+    interrupts.install()
     try:
         return importlib.import_module(f"harness.commands.{args.command}").run(args)
     except UsageError as e:

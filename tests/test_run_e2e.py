@@ -149,8 +149,9 @@ def test_one_cell_repro_command_runs_just_that_cell(run, tmp_path):
 
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_an_interrupted_run_leaves_a_partial_report_and_nothing_running(tmp_path, sig):
+@pytest.mark.parametrize("signals", [[signal.SIGINT], [signal.SIGTERM], [signal.SIGINT, signal.SIGINT]],
+                         ids=["ctrl-c", "sigterm", "ctrl-c-twice"])
+def test_an_interrupted_run_leaves_a_partial_report_and_nothing_running(tmp_path, signals):
     matrix = tmp_path / "matrix.yaml"
     matrix.write_text(textwrap.dedent(MATRIX))
     mark = uuid.uuid4().hex
@@ -165,7 +166,9 @@ def test_an_interrupted_run_leaves_a_partial_report_and_nothing_running(tmp_path
             if done and done[0].read_text().count("\n") >= 1:
                 break
             time.sleep(0.2)
-        os.killpg(proc.pid, sig)  # as a terminal's Ctrl-C does: the whole foreground group
+        for sig in signals:  # as a terminal's Ctrl-C does: to the whole foreground group
+            os.killpg(proc.pid, sig)
+            time.sleep(0.3)  # the second one lands in the cleanup
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -174,9 +177,11 @@ def test_an_interrupted_run_leaves_a_partial_report_and_nothing_running(tmp_path
     run_dir = next(p for p in (tmp_path / "reports").iterdir() if p.is_dir() and not p.is_symlink())
     results = json.loads((run_dir / "results.json").read_text())
     assert results["run"]["interrupted"] and not results["run"]["finished"]
+    assert not (tmp_path / "reports" / "history.jsonl").exists()  # trends count finished runs only
     assert 1 <= results["summary"]["cells"] < results["summary"]["planned"] == 24
     assert not results["gate"]["passed"] and not results["gate"]["complete"]
     assert "the run was interrupted" in (run_dir / "report.md").read_text()
-    assert "partial report of" in err and "interrupted; cleaned up" in err
+    assert "partial report of" in err and "interrupted; cleaned up" in err and "Traceback" not in err
+    assert ("still cleaning up after the interrupt" in err) == (len(signals) > 1)
     assert not [p for p in run_dir.iterdir() if p.name.startswith(".")]
     assert left_running(mark) == []

@@ -136,7 +136,7 @@ def salvage(run_dir: Path) -> None:
     except (OSError, ValueError, KeyError):
         return  # nothing ran yet, or nothing readable to salvage
     if results["run"].get("finished"):
-        return
+        return  # the signal came after the run had recorded itself complete
     results["run"]["interrupted"] = True
     atomic_write(run_dir / "results.json", json.dumps(results, indent=1, default=str) + "\n")
     render_run(run_dir, results)

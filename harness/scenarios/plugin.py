@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from harness import __version__
+from harness import __version__, interrupts
 from harness.errors import HarnessError, UsageError
 from harness.matrix import Matrix
 from harness.matrix import load as load_matrix
@@ -55,6 +55,7 @@ def _active(config: pytest.Config) -> bool:
 
 def pytest_configure(config: pytest.Config) -> None:
     if _active(config):
+        interrupts.install()  # also under plain pytest, and in each xdist worker
         config.pluginmanager.register(HarnessSession(config), "harness-session")
 
 
@@ -254,7 +255,7 @@ class HarnessSession:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.recorder is None:
             return
-        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or interrupts.received()
         self.recorder.meta["interrupted"] = interrupted
         self.recorder.write(finished=not interrupted)
 
