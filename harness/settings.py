@@ -64,13 +64,29 @@ def resolve(matrix: Matrix, *, seed: int | None = None, time_scale: float | None
             quiet_ms: int | None = None, report_dir: str | None = None,
             env: Mapping[str, str] = os.environ) -> Settings:
     seed_v, seed_src = _pick("seed", seed, env, matrix.seed, 1, int,
-                             lambda v: "must be 0 or more" if v < 0 else None, "--seed", matrix.path.name)
+                             lambda v: None if 0 <= v < 2**63 else "must be between 0 and 2^63-1", "--seed",
+                             matrix.path.name)
     scale_v, scale_src = _pick("time_scale", time_scale, env, matrix.time_scale, 1.0, float,
                                lambda v: "must be between 0.01 and 100" if not 0.01 <= v <= 100 else None,
                                "--time-scale", matrix.path.name)
     quiet_v, quiet_src = _pick("quiet_ms", quiet_ms, env, matrix.quiet_ms, 300, int,
                                lambda v: "must be between 0 and 60000" if not 0 <= v <= 60000 else None, "--quiet-ms",
                                matrix.path.name)
+    if report_dir is not None and not report_dir.strip():
+        raise UsageError("--report-dir '': give a folder (default: ./reports)")
     report = Path(report_dir or env.get(ENV["report_dir"]) or DEFAULT_REPORT_DIR)
     return Settings(seed=int(seed_v), time_scale=float(scale_v), quiet_ms=int(quiet_v), report_dir=report,
                     sources={"seed": seed_src, "time_scale": scale_src, "quiet_ms": quiet_src})
+
+
+def ready_report_dir(path: Path) -> Path:
+    """Create the reports folder now, so that an unusable one is bad input before anything starts."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"report dir {path}: not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"report dir {path}: cannot create it: {(e.strerror or str(e)).lower()}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(f"report dir {path}: not writable")
+    return path

@@ -123,6 +123,8 @@ def test_filters_and_their_errors(tmp_path):
     (["--matrix", "{good}", "-n", "lots"], "-n 'lots'"),
     (["--matrix", "{good}", "--time-scale", "0"], "--time-scale 0.0: must be between"),
     (["--matrix", "{missing}"], "no such file"),
+    (["--matrix", "{good}", "-n", "100000"], "-n 100000: must be between 0 and 64"),
+    (["--matrix", "{good}", "--seed", str(2**64)], f"--seed {2**64}: must be between 0 and 2^63-1"),
 ])
 def test_harness_run_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
     good = write(tmp_path, GOOD)
@@ -145,6 +147,15 @@ def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path):
     assert f"{16 * len(SCENARIOS)} cells ({len(SCENARIOS)} scenarios × 16 pairings)" in r.stdout
     assert "1. live_claim[v2.33.9>v2.33.9>v2.33.9,agent=v2.33.9]" in r.stdout
     assert not (tmp_path / "reports").exists()
+
+
+@pytest.mark.parametrize("where", ["a-file", "a-file/reports"])
+def test_a_report_dir_that_cannot_be_a_folder_is_bad_input_before_anything_starts(tmp_path, where):
+    (tmp_path / "a-file").write_text("not a folder\n")
+    r = subprocess.run([sys.executable, "-m", "harness", "run", "--matrix", str(write(tmp_path, GOOD)),
+                        "--report-dir", str(tmp_path / where)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and f"report dir {tmp_path / where}: " in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "starting PostgreSQL" not in r.stdout + r.stderr
 
 
 def test_a_database_that_does_not_answer_is_bad_input_before_anything_starts(tmp_path):

@@ -15,6 +15,7 @@ from harness.errors import UsageError
 from harness.pg.locate import DSN_ENV
 
 AUTO_WORKERS_MAX = 6  # cells mostly wait on the network; past ~3 per core the machine, not the plan, is the limit
+MAX_WORKERS = 64  # each worker holds a fleet: 4 replicas and their PostgreSQL connections
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -38,9 +39,9 @@ def workers(value: str, cells: int) -> int:
         n = int(value)
     except ValueError:
         raise UsageError(f"-n {value!r}: expected a number or auto") from None
-    if n < 0:
-        raise UsageError(f"-n {n}: must be 0 or more")
-    return n
+    if not 0 <= n <= MAX_WORKERS:
+        raise UsageError(f"-n {n}: must be between 0 and {MAX_WORKERS}")
+    return min(n, cells)  # a worker without a cell would only start a fleet
 
 
 def _n(count: int, noun: str) -> str:
@@ -73,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from harness.plan import cells
     from harness.scenarios import catalogue
     from harness.scenarios.plugin import VIA_HARNESS_RUN, new_run_dir
-    from harness.settings import matrix_path, resolve
+    from harness.settings import matrix_path, ready_report_dir, resolve
 
     scenarios = catalogue()
     matrix = load(matrix_path(args.matrix), known_scenarios=list(scenarios))
@@ -93,11 +94,15 @@ def run(args: argparse.Namespace) -> int:
     source = locate()
     if source.kind == "dsn":
         check_dsn(source.dsn or "")  # before the run folder exists: a bad DSN leaves nothing behind
+    ready_report_dir(settings.report_dir)
     run_dir = new_run_dir(settings.report_dir)
     argv = ["--pyargs", "harness.scenarios", "-p", "no:cacheprovider", "-q", "--no-header", "-rN", "--tb=no",
             "-o", "addopts=", "--matrix", str(matrix.path), "--harness-run-dir", str(run_dir),
-            "--harness-seed", str(settings.seed), "--harness-time-scale", str(settings.time_scale),
-            "--harness-quiet-ms", str(settings.quiet_ms), "--harness-report-dir", str(settings.report_dir)]
+            "--harness-report-dir", str(settings.report_dir)]
+    for flag, given in (("--harness-seed", args.seed), ("--harness-time-scale", args.time_scale),
+                        ("--harness-quiet-ms", args.quiet_ms)):
+        if given is not None:  # the rest the plugin resolves as above (environment, matrix), sources included
+            argv += [flag, str(given)]
     for c in plan if (args.cell or args.scenario) else ():
         argv += ["--harness-cell", c.id]
     if n:

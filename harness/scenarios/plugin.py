@@ -29,7 +29,7 @@ from harness.pg.locate import DSN_ENV, check_dsn, locate
 from harness.plan import Cell, cells
 from harness.results import RunRecorder
 from harness.scenarios import catalogue
-from harness.settings import Settings, matrix_path
+from harness.settings import Settings, matrix_path, ready_report_dir
 from harness.settings import resolve as resolve_settings
 
 RUN_DIR_ENV = "HARNESS_RUN_DIR"
@@ -124,11 +124,12 @@ class HarnessSession:
         run_dir = Path(self.config.getoption("harness_run_dir") or new_run_dir(self.settings.report_dir))
         os.environ[RUN_DIR_ENV] = str(run_dir)
         source = locate()
-        if source.kind == "dsn":
-            try:
+        try:
+            ready_report_dir(self.settings.report_dir)
+            if source.kind == "dsn":
                 check_dsn(source.dsn or "")
-            except UsageError as e:
-                raise pytest.UsageError(str(e)) from None
+        except UsageError as e:
+            raise pytest.UsageError(str(e)) from None
         else:
             from harness.pg.embedded import EmbeddedPostgres
 
