@@ -116,7 +116,10 @@ class _Checker:
     def scalar(self, node: yaml.Node, where: str) -> Any:
         if not isinstance(node, yaml.ScalarNode):
             raise self.fail(node, where, "expected a single value")
-        return yaml.safe_load(yaml.serialize(node))
+        try:
+            return yaml.safe_load(yaml.serialize(node))
+        except ValueError as e:  # YAML reads 2026-02-30 as a date, and there is no such day
+            raise self.fail(node, where, f"{node.value!r} is not a valid value: {e}") from None
 
     def string(self, node: yaml.Node, where: str) -> str:
         value = self.scalar(node, where)
