@@ -7,6 +7,8 @@ it says what, where, and a hint.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class UsageError(Exception):
     """Bad input: printed as one line, exit status 2."""
@@ -39,3 +41,15 @@ def bounded(name: str, value: float, low: float, high: float) -> float:
     if not math.isfinite(value) or not low <= value <= high:
         raise UsageError(f"{name} {value:g}: must be between {low:g} and {high:g}")
     return value
+
+
+def appendable(flag: str, path: Path | None) -> Path | None:
+    """A --log FILE checked by opening it for appending, so a bad path is bad input before anything starts."""
+    if path is None:
+        return None
+    try:
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as e:
+        raise UsageError(f"{flag} {path}: {(e.strerror or str(e)).lower()}") from None
+    return path

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from harness.errors import UsageError, bounded
+from harness.errors import UsageError, appendable, bounded
 from harness.protocol import CatalogueError, Release, resolve
 
 
@@ -39,8 +39,12 @@ def release_from(args: argparse.Namespace) -> Release:
 
 
 def check_url(url: str) -> str:
-    u = urlparse(url)
-    if u.scheme not in ("http", "https") or not u.hostname:
+    try:
+        u = urlparse(url)
+        ok = u.scheme in ("http", "https") and bool(u.hostname) and (u.port is None or u.port > 0)
+    except ValueError:  # an unclosed [IPv6 bracket, a port past 65535
+        ok = False
+    if not ok:
         raise UsageError(f"--url {url!r}: expected http://HOST[:PORT] or https://HOST[:PORT]")
     return url
 
@@ -59,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
     release = release_from(args)
     check_url(args.url)
+    appendable("--log", args.log)
     done = threading.Event()
 
     def show(event: dict) -> None:

@@ -7,9 +7,10 @@ import time
 from pathlib import Path
 
 from harness.commands.agent import add_release_arguments, check_url, release_from
-from harness.errors import UsageError
+from harness.errors import UsageError, appendable, bounded
 
 STATUS_EVERY_S = 5.0
+MAX_COUNT = 5000  # prebuilds created one by one through the control API before any agent starts
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -31,17 +32,22 @@ def run(args: argparse.Namespace) -> int:
 
     release = release_from(args)
     check_url(args.url)
+    appendable("--log", args.log)
+    if args.duration is not None:
+        bounded("--duration", args.duration, 0.1, 7 * 24 * 3600)
     if args.tokens:
         try:
-            tokens = [t.strip() for t in args.tokens.read_text().splitlines() if t.strip()]
+            tokens = [t.strip() for t in args.tokens.read_text(encoding="utf-8").splitlines() if t.strip()]
         except OSError as e:
             raise UsageError(f"--tokens {args.tokens}: {e.strerror}") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"--tokens {args.tokens}: not a text file of tokens (not UTF-8)") from None
         if not tokens:
             raise UsageError(f"--tokens {args.tokens}: no tokens in the file")
         workspaces = [""] * len(tokens)
     else:
-        if args.count < 1:
-            raise UsageError("--count must be at least 1")
+        if not 1 <= args.count <= MAX_COUNT:
+            raise UsageError(f"--count {args.count}: must be between 1 and {MAX_COUNT}")
         if not args.admin_token:
             raise UsageError("--count needs --admin-token (the replicas' control API token)")
         control = ControlClient(args.url, args.admin_token)

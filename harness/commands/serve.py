@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from harness import aio
-from harness.errors import UsageError, bounded
+from harness.errors import UsageError, appendable, bounded
 from harness.pg.locate import DSN_ENV
 from harness.protocol import CatalogueError, resolve
 from harness.protocol.ids import HEARTBEAT_S
@@ -42,10 +42,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--port {args.port}: not a TCP port")
     bounded("--heartbeat", args.heartbeat, 0.01, 3600)
     bounded("--listener-reconnect", args.listener_reconnect, 0.01, 3600)
+    appendable("--log", args.log)
     token = args.admin_token or secrets.token_hex(16)
-    if not args.admin_token:
-        print(f"control API admin token: {token}", file=sys.stderr, flush=True)
     with postgres(args.pg_dsn) as dsn:
+        if not args.admin_token:  # once the database answers: a bad --pg-dsn stays a one-line error
+            print(f"control API admin token: {token}", file=sys.stderr, flush=True)
         aio.run(serve(ReplicaConfig(release=release, name=args.name, dsn=dsn, admin_token=token, port=args.port,
                                     heartbeat_s=args.heartbeat, reconnect_min_s=args.listener_reconnect,
                                     log_path=args.log)))
