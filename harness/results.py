@@ -3,7 +3,7 @@
 ``cells.jsonl`` gets one line per finished cell, appended and flushed, so a run killed at any moment
 leaves every finished cell on disk; ``results.json`` is rewritten atomically (temp file, fsync,
 rename) every so often and at the end, so it is never half written. ``harness report RUN`` rebuilds
-everything from cells.jsonl when results.json is older or missing.
+everything from cells.jsonl when results.json is older, missing or does not parse (``read_run``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +24,12 @@ VERDICTS = ("PASS", "DEGRADED", "FAIL", "UNKNOWN", "ERROR")
 BLOCKING = ("FAIL", "ERROR", "UNKNOWN")
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write the whole file or nothing: a reader never sees it half written."""
+def atomic_write(path: Path, text: str | bytes) -> None:
+    """Write the whole file (text as UTF-8, bytes as they are) or nothing: a reader never sees it half written."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(text.encode("utf-8") if isinstance(text, str) else text)
             f.flush()
             os.fsync(f.fileno())
         umask = os.umask(0)
@@ -100,15 +101,88 @@ class RunRecorder:
         self._jsonl.close()
 
 
-def load_run(run_dir: Path) -> dict[str, Any]:
-    """A run's results, rebuilt from cells.jsonl when results.json is missing or behind it."""
+@dataclass
+class LoadedRun:
+    """A run's results as ``read_run`` found them, and what it had to do to get them."""
+
+    results: dict[str, Any]
+    rebuilt: bool  # from cells.jsonl, not results.json as stored: results.json should be rewritten
+    notes: list[str] = field(default_factory=list)  # for people: lines skipped, results.json rebuilt and why
+
+
+def _is_cell(cell: Any) -> bool:
+    """Whether a cells.jsonl line holds what ``summarize`` reads of a cell."""
+    return (isinstance(cell, dict) and isinstance(cell.get("id"), str) and isinstance(cell.get("verdict"), str)
+            and all(k in cell for k in ("surprise", "accepted", "candidate_involved"))
+            and isinstance(cell.get("ledger"), dict | None))
+
+
+def _read_cells(jsonl: Path) -> tuple[list[dict[str, Any]], int]:
+    """(the cells of cells.jsonl, how many whole lines were not a cell); a torn last line is not counted."""
+    cells, skipped = [], 0
+    for line in jsonl.read_bytes().split(b"\n")[:-1]:  # whole lines only: a killed run may leave half of one
+        if not line.strip():
+            continue
+        try:
+            cell = json.loads(line.decode("utf-8"))
+        except ValueError:  # not UTF-8, or not JSON
+            cell = None
+        if _is_cell(cell):
+            cells.append(cell)
+        else:
+            skipped += 1
+    return cells, skipped
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    """run.json (what the run planned), {} when there is none; ValueError when it is not a JSON object."""
+    if not path.exists():
+        return {}
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise ValueError(f"run.json does not parse ({type(e).__name__}: {e}), so the results cannot be rebuilt") \
+            from None
+    if not isinstance(meta, dict):
+        raise ValueError("run.json is not a JSON object, so the results cannot be rebuilt")
+    return meta
+
+
+def read_run(run_dir: Path) -> LoadedRun:
+    """A run's results, rebuilt from cells.jsonl when results.json is missing, does not parse, or is behind it.
+
+    Lines of cells.jsonl that are not a cell are skipped and counted. FileNotFoundError when the folder has
+    neither file; ValueError when results.json does not parse and cells.jsonl has no cell to rebuild it from.
+    """
     results_path, jsonl = run_dir / "results.json", run_dir / "cells.jsonl"
-    results = json.loads(results_path.read_text()) if results_path.exists() else None
-    if jsonl.exists():
-        cells = [json.loads(line) for line in jsonl.read_text().split("\n")[:-1] if line.strip()]  # whole lines
-        if results is None or len(cells) > len(results["cells"]):
-            meta = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
-            results = summarize(meta, cells, finished=bool(results and results["run"].get("finished")))
-    if results is None:
-        raise FileNotFoundError(f"{run_dir} has no results.json or cells.jsonl")
-    return results
+    results, broken = None, None
+    if results_path.exists():
+        try:
+            results = json.loads(results_path.read_text(encoding="utf-8"))
+        except ValueError as e:  # truncated, or not UTF-8
+            broken = f"{type(e).__name__}: {e}"
+    if not jsonl.exists():
+        if broken:
+            raise ValueError(f"results.json does not parse ({broken}) and there is no cells.jsonl to rebuild it from")
+        if results is None:
+            raise FileNotFoundError(f"{run_dir} has no results.json or cells.jsonl")
+        return LoadedRun(results, rebuilt=False)
+    cells, skipped = _read_cells(jsonl)
+    notes = [f"{skipped} unreadable line(s) of cells.jsonl skipped"] if skipped else []
+    if broken and not cells:
+        raise ValueError(f"results.json does not parse ({broken}) and cells.jsonl has no cell to rebuild it from"
+                         + (f" ({skipped} unreadable line(s))" if skipped else ""))
+    stored = results.get("cells") if isinstance(results, dict) else None
+    if results is not None and (not isinstance(stored, list) or len(cells) <= len(stored)):
+        return LoadedRun(results, rebuilt=False, notes=notes)  # one of another shape is the caller's to judge
+    meta = _read_meta(run_dir / "run.json")
+    run = results.get("run") if isinstance(results, dict) else None
+    finished = isinstance(run, dict) and bool(run.get("finished"))
+    why = "it does not parse" if broken else "it is missing" if results is None else "it was behind"
+    return LoadedRun(summarize(meta, cells, finished=finished), rebuilt=True,
+                     notes=[f"results.json rebuilt from cells.jsonl ({why})", *notes])
+
+
+def load_run(run_dir: Path) -> dict[str, Any]:
+    """A run's results (see ``read_run``)."""
+    return read_run(run_dir).results

@@ -1,11 +1,12 @@
 """report.md: GitHub-flavoured Markdown small enough for a CI step summary or a PR comment.
 
 Pure: ``render_markdown(results)`` returns the text. Layout, top to bottom: the gate line (PASSED,
-FAILED or INCOMPLETE for the candidate) with a "partial: N of M cells" banner while a run is going
-or was cut short; the counts, SURPRISE first; the run's settings; the grid (pairings × scenarios,
-one symbol per cell, tabulate's "github" format); a legend; the ledger with stale and expired entries
-called out; then the findings (``view.findings``): one paragraph per cell or per group of pairings
-that failed one scenario in the same words, surprises and blockers first.
+FAILED or INCOMPLETE for the candidate) with a "partial: N of M cells" banner while a run has not
+finished (going, or stopped without a word) or was cut short; the counts, SURPRISE first; the run's
+settings; the grid (pairings × scenarios, one symbol per cell, tabulate's "github" format); a legend;
+the ledger (``view.ledger``) with stale and expired entries called out; then the findings
+(``view.findings``): one paragraph per cell or per group of pairings that failed one scenario in the
+same words, surprises and blockers first.
 
 Size: a GitHub comment holds 65,536 characters, so the whole file aims at ``MAX_CHARS``. The grid is
 always written in full (64 pairings × 18 scenarios is ~15 kB with numbered columns); findings fill
@@ -18,7 +19,19 @@ from typing import Any
 
 from tabulate import tabulate
 
-from harness.report.view import KINDS, ROLES, SECTIONS, Grid, findings, grid, kind_counts, pairing_versions, symbol
+from harness.report.view import (
+    KINDS,
+    ROLES,
+    SECTIONS,
+    Grid,
+    findings,
+    grid,
+    kind_counts,
+    ledger,
+    pairing_versions,
+    run_state,
+    symbol,
+)
 from harness.report.words import group_paragraph
 
 MAX_CHARS = 60_000  # GitHub's comment limit is 65,536; leave room for whatever CI wraps around it
@@ -72,7 +85,8 @@ def settings_line(results: dict[str, Any], run_name: str | None) -> str:
     run = results["run"]
     scale = run.get("time_scale", 1)
     timing = "Coder's real timings" if scale == 1 else f"×{scale:g} of Coder's timings"
-    when = f"{run.get('started', '?')} → {run.get('ended') or ('interrupted' if run.get('interrupted') else 'running')}"
+    ended = run.get("ended") or ("interrupted" if run.get("interrupted") else "not finished")
+    when = f"{run.get('started', '?')} → {ended}"
     sha = str(run.get("matrix_sha256", ""))[:12]
     name = f"Run `{run_name}` · " if run_name else ""
     return (f"{name}matrix `{run.get('matrix', '?')}` (sha256 {sha}) · seed {run.get('seed', '?')} · time scale "
@@ -105,7 +119,7 @@ def legend(results: dict[str, Any]) -> str:
 
 
 def ledger_section(results: dict[str, Any]) -> list[str]:
-    entries = results.get("ledger", [])
+    entries = ledger(results)
     if not entries:
         return ["No ledger entries: every FAIL and SURPRISE counts."]
     rows = [[e["line"], e["status"], _md(e["match"]), e["ticket"], e["expires"],
@@ -117,8 +131,9 @@ def ledger_section(results: dict[str, Any]) -> list[str]:
             out.append(f"- ⚠️ **Stale:** line {e['line']} ({e['ticket']}) matched {e['cells_matched']} cell(s) and "
                        "none of them failed: the incompatibility it accepts no longer shows. Remove the entry.")
         elif e["status"] == "expired":
-            out.append(f"- ⚠️ **Expired:** line {e['line']} ({e['ticket']}) expired on {e['expires']}: the cells it "
-                       "covered count against the gate again. Fix them or renew the entry with a reason.")
+            out.append(f"- ⚠️ **Expired:** line {e['line']} ({e['ticket']}) expired on {e['expires']}: the "
+                       f"{e['cells_matched']} cell(s) it matches count against the gate again. Fix them or renew the "
+                       "entry with a reason.")
     return out
 
 
@@ -130,11 +145,8 @@ def render_markdown(results: dict[str, Any], *, run_name: str | None = None) -> 
     lines = [f"# Compatibility report — gate {gate_word(results)}" + (f" for {candidate}" if candidate else ""), "",
              gate_line(results), ""]
     if partial:
-        run = results["run"]
-        state = ("was interrupted" if run.get("interrupted") else "is still going" if not run.get("finished")
-                 else "ended early")
-        lines += [f"> ⏳ **Partial: {s['cells']} of {s['planned']} cells** — the run {state}; cells not run yet "
-                  f"show {KINDS['NOT_RUN'][0]} and the gate is not decided.", ""]
+        lines += [f"> ⏳ **Partial: {s['cells']} of {s['planned']} cells** — the run {run_state(results['run'])}; "
+                  f"cells not run yet show {KINDS['NOT_RUN'][0]} and the gate is not decided.", ""]
     if not s["planned"] and not s["cells"]:
         lines += ["> ⚠️ **This run has no cells**: the matrix and filters selected nothing, so nothing was tested.", ""]
     lines += [counts_line(results), "", settings_line(results, run_name), ""]

@@ -20,10 +20,34 @@ import hashlib
 import json
 import random
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, get_origin, get_type_hints
+
+from harness.protocol import Release, resolve
 
 SCHEMA = 1
+# the limits the command line and a replayed plan share (inclusive)
+REPLICAS = (1, 16)  # a replica is a server process: 16 is what one machine runs next to PostgreSQL
+AGENTS = (1, 5000)  # an agent is a thread and a connection in this process
+SEEDS = (0, 2**63 - 1)  # the seeds matrix.yaml takes
+STEP_SEEDS = (0, 2**64 - 1)  # a step's seed is 8 bytes of a hash (``_step_seed``)
+
+
+class PlanError(ValueError):
+    """A plan that is not one this harness could run: where (config, agents[i], step n) and what."""
+
+
+def rollable(tag: str) -> Release:
+    """A release a roll can run on a replica or an agent; ValueError if unknown or without a reinit protocol."""
+    release = resolve(tag)  # CatalogueError, a ValueError, for a tag the catalogue cannot place
+    if not release.variant.has_route or release.variant.agent is None:
+        raise ValueError(f"{tag} is {release.variant.name}: it has no reinit protocol to roll")
+    return release
+
+
+def _within(name: str, value: int, limits: tuple[int, int]) -> None:
+    if not limits[0] <= value <= limits[1]:
+        raise ValueError(f"{name} must be {limits[0]}..{limits[1]}")
 
 
 @dataclass(frozen=True)
@@ -40,14 +64,19 @@ class RollConfig:
     bursts_per_upgrade: int = 1
 
     def __post_init__(self) -> None:
-        if not 1 <= self.replicas <= 16:
-            raise ValueError("replicas must be 1..16")
-        if not 1 <= self.agents <= 5000:
-            raise ValueError("agents must be 1..5000")
+        _within("replicas", self.replicas, REPLICAS)
+        _within("agents", self.agents, AGENTS)
+        _within("seed", self.seed, SEEDS)
         if not (0 <= self.new_agents <= 1 and 0 <= self.regular < 1):
             raise ValueError("new_agents must be in 0..1 and regular in 0..1 (exclusive)")
+        # every upgrade is a step, and the claims need one burst at least: 2 × replicas + 2 fits a rollback too
         if self.max_steps < 2 * self.replicas + 2:
             raise ValueError(f"max_steps must be at least {2 * self.replicas + 2} for {self.replicas} replicas")
+        _within("bursts_per_upgrade", self.bursts_per_upgrade, (0, self.max_steps))
+        if self.from_tag == self.to_tag:
+            raise ValueError(f"from and to are the same release ({self.from_tag})")
+        rollable(self.from_tag)
+        rollable(self.to_tag)
 
 
 @dataclass(frozen=True)
@@ -223,10 +252,16 @@ def generate(config: RollConfig) -> RollPlan:
     rng.shuffle(order)
     passes = [(order, config.to_tag)] + ([(list(reversed(order)), config.from_tag)] if config.rollback else [])
     upgrades = sum(len(p[0]) for p in passes)
-    bursts = upgrades * config.bursts_per_upgrade + 1
+    slots = upgrades * config.bursts_per_upgrade  # places for a burst, before each upgrade
+    # Within max_steps: each upgrade is one step and the last burst one more; what is left pays, in this
+    # order, for bursts in the slots (one step each), drains (two: drain, undrain), perturbations (one).
+    bursts = min(slots, config.max_steps - upgrades - 1) + 1
+    spare = config.max_steps - upgrades - bursts
+    drain_budget = min(spare, 2 * upgrades)
+    budget = spare - drain_budget  # what perturbations may use
     per_burst = max(1, -(-len(state.unclaimed) // bursts))
     steps: list[Step] = []
-    budget = config.max_steps - 3 * upgrades - bursts  # what perturbations may use
+    slot = 0
 
     def burst() -> None:
         if state.unclaimed:
@@ -235,18 +270,21 @@ def generate(config: RollConfig) -> RollPlan:
     for replicas, tag in passes:
         for r in replicas:
             for _ in range(config.bursts_per_upgrade):
-                burst()
+                if (slot + 1) * (bursts - 1) // slots > slot * (bursts - 1) // slots:  # spread evenly
+                    burst()
+                slot += 1
             for p in PERTURBATIONS:
                 if budget > 0 and p.compatible(state) and rng.random() < p.probability:
                     steps.append(p.generate(rng, state))
                     budget -= 1
-            drained = rng.random() < DRAIN_FIRST and n > 1
+            drained = rng.random() < DRAIN_FIRST and n > 1 and drain_budget >= 2
             if drained:
+                drain_budget -= 2
                 steps.append(Step("drain", {"replica": r, "fallback": (r + 1) % n}))
             steps.append(Step("upgrade", {"replica": r, "tag": tag, "crash": rng.random() < CRASH}))
             if drained:
                 steps.append(Step("undrain", {"replica": r}))
     while state.unclaimed:
         burst()
-    assert len(steps) <= config.max_steps, "the budget keeps perturbations within max_steps"
+    assert len(steps) <= config.max_steps, "the budgets keep the plan within max_steps"
     return RollPlan(config, agents, [Step(s.kind, s.args, _step_seed(config.seed, i)) for i, s in enumerate(steps)])
