@@ -12,16 +12,20 @@ from pathlib import Path
 from typing import Any
 
 from harness.bench.stats import peak_rss_mb, percentile
-from harness.roll.plan import RollConfig, generate
+from harness.roll.plan import RollConfig, RollPlan, generate
 
 KINDS = ("lost", "duplicated", "spurious", "polls forever")
 
 
-def run(dsn: str, *, agents: int = 1000, replicas: int = 3, from_tag: str = "v2.31.14", to_tag: str = "v2.34.4",
-        seed: int = 7, runs: int = 2, progress=print) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def plan(*, agents: int = 1000, replicas: int = 3, from_tag: str = "v2.31.14", to_tag: str = "v2.34.4",
+         seed: int = 7) -> RollPlan:
+    """The soak's roll; ValueError on a configuration a roll does not accept."""
+    return generate(RollConfig(from_tag, to_tag, replicas=replicas, agents=agents, seed=seed))
+
+
+def run(dsn: str, plan: RollPlan, *, runs: int = 2, progress=print) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     from harness.commands.roll import execute
 
-    plan = generate(RollConfig(from_tag, to_tag, replicas=replicas, agents=agents, seed=seed))
     progress("\n".join(plan.header()))
     rounds = []
     for i in range(runs):
@@ -38,6 +42,8 @@ def run(dsn: str, *, agents: int = 1000, replicas: int = 3, from_tag: str = "v2.
         })
         progress(f"  {rounds[-1]}")
     same = all({k: r[k] for k in KINDS} == {k: rounds[0][k] for k in KINDS} for r in rounds)
-    return {"plan": f"{replicas} replicas {from_tag} → {to_tag}, {agents} agents, seed {seed}, {len(plan.steps)} steps",
+    c = plan.config
+    return {"plan": f"{c.replicas} replicas {c.from_tag} → {c.to_tag}, {c.agents} agents, seed {c.seed}, "
+                    f"{len(plan.steps)} steps",
             **rounds[-1], "same_counts_every_run": same if runs > 1 else None, "runs": runs,
             "peak_memory_mib": round(peak_rss_mb())}

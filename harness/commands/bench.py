@@ -65,9 +65,11 @@ def run(args: argparse.Namespace) -> int:
         from harness.protocol import CatalogueError, resolve
 
         try:
-            resolve(args.tag)
+            release = resolve(args.tag)
         except CatalogueError as e:
             raise UsageError(str(e)) from None
+        if release.variant.agent is None:
+            raise UsageError(f"--tag {args.tag} is {release.variant.name}: its agent has no reinit loop to simulate")
         with postgres(args.pg_dsn) as dsn:
             figures = agents.run(dsn, agents=args.agents, tag=args.tag,
                                  progress=lambda m: print(m, flush=True) if not args.json else None)
@@ -83,13 +85,17 @@ def run(args: argparse.Namespace) -> int:
                                    "(target: added p99 ≤ 1 ms)")
         return 0
     if args.what == "soak":
-        if args.agents < 1 or args.runs < 1:
-            raise UsageError("--agents and --runs must be at least 1")
+        if args.runs < 1:
+            raise UsageError("--runs must be at least 1")
         from harness.bench import soak
         from harness.pg.session import postgres
 
+        try:
+            plan = soak.plan(agents=args.agents, seed=args.seed)
+        except ValueError as e:  # the roll's own limits, e.g. agents must be 1..5000
+            raise UsageError(str(e)) from None
         with postgres(args.pg_dsn) as dsn:
-            figures = soak.run(dsn, agents=args.agents, seed=args.seed, runs=args.runs,
+            figures = soak.run(dsn, plan, runs=args.runs,
                                progress=lambda m: print(m, flush=True) if not args.json else None)
         _print(figures, args.json, "soak: a full roll with cuts and kills (target: < 5 min, 0 surprises, same counts)")
         return 0
@@ -99,9 +105,12 @@ def run(args: argparse.Namespace) -> int:
         from harness.bench import matrix as bench_matrix
         from harness.commands.run import workers
         from harness.matrix import load
+        from harness.plan import cells
         from harness.scenarios import catalogue
 
-        load(Path(args.matrix), known_scenarios=list(catalogue()))  # bad input fails here, in one line
+        scenarios = list(catalogue())
+        # bad input fails here, in one line, as the run itself would check it
+        cells(load(Path(args.matrix), known_scenarios=scenarios), scenarios, only_scenarios=args.scenario)
         counts = [w.strip() for w in args.workers.split(",") if w.strip()]
         for w in counts:
             workers(w, 1)

@@ -38,33 +38,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def load_plan(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from harness.protocol import CatalogueError, resolve
-    from harness.roll.plan import RollConfig, RollPlan, generate
+    """The plan to run: the saved one (checked), or one generated from the flags; UsageError otherwise."""
+    from harness.roll.plan import PlanError, RollConfig, RollPlan, generate
 
     if args.replay_plan:
         try:
-            plan = RollPlan.from_json(args.replay_plan.read_text())
+            text = args.replay_plan.read_text()
         except OSError as e:
             raise UsageError(f"--replay-plan {args.replay_plan}: {e.strerror}") from None
-        except (ValueError, KeyError, TypeError) as e:
-            raise UsageError(f"--replay-plan {args.replay_plan}: not a plan this harness wrote ({e})") from None
-    else:
-        if not args.from_tag or not args.to_tag:
-            raise UsageError("give --from and --to (or --replay-plan FILE)")
+        except UnicodeDecodeError:
+            raise UsageError(f"--replay-plan {args.replay_plan}: not a text file") from None
         try:
-            plan = generate(RollConfig(args.from_tag, args.to_tag, replicas=args.replicas, agents=args.agents,
-                                       seed=args.seed, new_agents=args.new_agents, regular=args.regular,
-                                       rollback=args.rollback, max_steps=args.max_steps))
-        except ValueError as e:
-            raise UsageError(str(e)) from None
-    for tag in (plan.config.from_tag, plan.config.to_tag):
-        try:
-            release = resolve(tag)
-        except CatalogueError as e:
-            raise UsageError(str(e)) from None
-        if not release.variant.has_route or release.variant.agent is None:
-            raise UsageError(f"{tag} is {release.variant.name}: it has no reinit protocol to roll")
-    return plan
+            return RollPlan.from_json(text)
+        except PlanError as e:
+            raise UsageError(f"{args.replay_plan}: {e}") from None
+    if not args.from_tag or not args.to_tag:
+        raise UsageError("give --from and --to (or --replay-plan FILE)")
+    try:
+        return generate(RollConfig(args.from_tag, args.to_tag, replicas=args.replicas, agents=args.agents,
+                                   seed=args.seed, new_agents=args.new_agents, regular=args.regular,
+                                   rollback=args.rollback, max_steps=args.max_steps))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
 def replay_command(plan_path: Path, args: argparse.Namespace) -> str:
@@ -104,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
     from harness.pg.session import postgres
     from harness.roll import report
     from harness.roll.runner import RollStepError
+    from harness.settings import ready_report_dir
 
     plan = load_plan(args)
     bounded("--time-scale", args.time_scale, 0.01, 100)
@@ -111,8 +107,8 @@ def run(args: argparse.Namespace) -> int:
     print("\n".join(plan.lines()), flush=True)
     if args.dry_run:
         return 0
-    run_dir = Path(args.report_dir) / f"{time.strftime('%Y%m%d-%H%M%S')}-roll-{secrets.token_hex(3)}"
-    run_dir.mkdir(parents=True)
+    run_dir = ready_report_dir(Path(args.report_dir)) / f"{time.strftime('%Y%m%d-%H%M%S')}-roll-{secrets.token_hex(3)}"
+    run_dir.mkdir()
     plan_path = run_dir / "plan.json"
     plan_path.write_text(plan.to_json())
     replay = replay_command(plan_path, args)

@@ -16,6 +16,7 @@ a claim's outcome depends only on the plan, not on timing: that is what makes a 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import random
@@ -26,9 +27,9 @@ from typing import Any, get_origin, get_type_hints
 from harness.protocol import Release, resolve
 
 SCHEMA = 1
-# the limits the command line and a replayed plan share (inclusive)
-REPLICAS = (1, 16)  # a replica is a server process: 16 is what one machine runs next to PostgreSQL
-AGENTS = (1, 5000)  # an agent is a thread and a connection in this process
+# the limits (inclusive) the command line and a replayed plan share: the fleet runs on this one machine
+REPLICAS = (1, 16)  # each replica is a server process
+AGENTS = (1, 5000)  # each agent is a thread and a connection in this process
 SEEDS = (0, 2**63 - 1)  # the seeds matrix.yaml takes
 STEP_SEEDS = (0, 2**64 - 1)  # a step's seed is 8 bytes of a hash (``_step_seed``)
 
@@ -83,7 +84,7 @@ class RollConfig:
 class AgentSpec:
     id: str
     tag: str
-    kind: str  # "prebuild" | "regular"
+    kind: str  # one of AGENT_KINDS
     home: int  # the replica its connections go to while that replica takes new ones
 
 
@@ -97,7 +98,7 @@ class Claim:
 
 @dataclass(frozen=True)
 class Step:
-    kind: str  # upgrade | drain | undrain | burst | cut | restart_agents | listener_gap
+    kind: str  # one of STEP_ARGS
     args: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
 
@@ -152,11 +153,12 @@ class RollPlan:
 
     @classmethod
     def from_json(cls, text: str) -> RollPlan:
-        data = json.loads(text)
-        if data.get("schema") != SCHEMA:
-            raise ValueError(f"not a roll plan (schema {data.get('schema')!r}, expected {SCHEMA})")
-        return cls(RollConfig(**data["config"]), [AgentSpec(**a) for a in data["agents"]],
-                   [Step(**s) for s in data["steps"]])
+        """A saved plan, checked for everything the runner and the model rely on; PlanError otherwise."""
+        try:
+            data = json.loads(text)
+        except ValueError as e:
+            raise PlanError(f"not valid JSON ({e})") from None
+        return parse(data)
 
     def without(self, *, steps: frozenset[int] = frozenset(), agents: frozenset[str] = frozenset()) -> RollPlan:
         """A smaller plan for shrinking: some steps dropped, some agents (and their claims) gone."""
@@ -175,6 +177,142 @@ class RollPlan:
                     continue
             kept_steps.append(Step(s.kind, args, s.seed))
         return RollPlan(self.config, [a for a in self.agents if a.id not in agents], kept_steps)
+
+
+# -- checking a saved plan ------------------------------------------------------------------------------
+AGENT_KINDS = ("prebuild", "regular")
+STEP_ARGS: dict[str, dict[str, type]] = {  # each step kind's arguments, as ``generate`` writes them
+    "upgrade": {"replica": int, "tag": str, "crash": bool},
+    "drain": {"replica": int, "fallback": int},
+    "undrain": {"replica": int},
+    "burst": {"claims": list},
+    "cut": {"agents": list},
+    "restart_agents": {"agents": list},
+    "listener_gap": {"replica": int, "claims": list},
+}
+_TYPE_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "text", list: "a list",
+               dict: "an object"}
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _is(value: Any, kind: type) -> bool:
+    if kind is bool or isinstance(value, bool):  # JSON's true is not 1, and 1 is not true
+        return kind is bool and isinstance(value, bool)
+    return isinstance(value, (int, float) if kind is float else kind)
+
+
+def _object(value: Any, where: str, expected: dict[str, type]) -> dict[str, Any]:
+    """A JSON object with exactly these keys, each of its type; PlanError naming ``where`` otherwise."""
+    if not isinstance(value, dict):
+        raise PlanError(f"{where}: expected an object, got {_show(value)}")
+    for key in expected:
+        if key not in value:
+            raise PlanError(f"{where}: {key} is missing")
+    for key, v in value.items():
+        if key not in expected:
+            raise PlanError(f"{where}: unknown key {key!r} (expected {', '.join(expected)})")
+        if not _is(v, expected[key]):
+            raise PlanError(f"{where}: {key} must be {_TYPE_NAMES[expected[key]]}, got {_show(v)}")
+    return value
+
+
+@functools.cache
+def _field_types(cls: type) -> dict[str, type]:
+    hints = get_type_hints(cls)
+    return {f.name: get_origin(hints[f.name]) or hints[f.name] for f in fields(cls)}
+
+
+def _record(value: Any, cls: type, where: str) -> dict[str, Any]:
+    """``_object`` with a dataclass's fields and types."""
+    return _object(value, where, _field_types(cls))
+
+
+def parse(data: Any) -> RollPlan:
+    """A plan from its JSON data, or PlanError naming the first problem: every field the runner and the
+    model rely on is checked — types, the config's limits, releases that can roll, agents, and each
+    step's replicas and agents (a prebuild's claim at most once over the plan, as ``generate`` plans it).
+    """
+    if not isinstance(data, dict):
+        raise PlanError(f"not a roll plan (expected an object, got {_show(data)})")
+    if not (_is(data.get("schema"), int) and data["schema"] == SCHEMA):
+        raise PlanError(f"not a roll plan (schema {_show(data.get('schema'))}, expected {SCHEMA})")
+    top = _object(data, "plan", {"schema": int, "config": dict, "agents": list, "steps": list})
+    try:
+        config = RollConfig(**_record(top["config"], RollConfig, "config"))
+    except ValueError as e:
+        raise PlanError(f"config: {e}") from None
+    n = config.replicas
+
+    def replica(value: int, where: str, what: str = "replica") -> None:
+        if not 0 <= value < n:
+            raise PlanError(f"{where}: {what} {value} is not one of r0..r{n - 1}")
+
+    def release(tag: str, where: str) -> None:
+        try:
+            rollable(tag)
+        except ValueError as e:
+            raise PlanError(f"{where}: {e}") from None
+
+    agents = [AgentSpec(**_record(a, AgentSpec, f"agents[{i}]")) for i, a in enumerate(top["agents"])]
+    if not 1 <= len(agents) <= config.agents:  # fewer than config.agents: a shrunk plan
+        raise PlanError(f"agents: {len(agents)} agents, expected 1..{config.agents} (config.agents)")
+    kinds: dict[str, str] = {}
+    for i, a in enumerate(agents):
+        where = f"agents[{i}] ({_show(a.id)})"
+        if a.id in kinds:
+            raise PlanError(f"{where}: the id is given twice")
+        if a.kind not in AGENT_KINDS:
+            raise PlanError(f"{where}: kind {a.kind!r} is not one of {', '.join(AGENT_KINDS)}")
+        replica(a.home, where, "home")
+        release(a.tag, where)
+        kinds[a.id] = a.kind
+
+    steps = [Step(**_record(s, Step, f"step {i}")) for i, s in enumerate(top["steps"], 1)]
+    if not 1 <= len(steps) <= config.max_steps:
+        raise PlanError(f"steps: {len(steps)} steps, expected 1..{config.max_steps} (config.max_steps)")
+    claimed: set[str] = set()
+    for i, step in enumerate(steps, 1):
+        where = f"step {i} ({step.kind})"
+        if step.kind not in STEP_ARGS:
+            raise PlanError(f"step {i}: kind {step.kind!r} is not one of {', '.join(STEP_ARGS)}")
+        if not STEP_SEEDS[0] <= step.seed <= STEP_SEEDS[1]:
+            raise PlanError(f"{where}: seed must be {STEP_SEEDS[0]}..{STEP_SEEDS[1]}")
+        a = _object(step.args, f"{where}: args", STEP_ARGS[step.kind])
+        if "replica" in a:
+            replica(a["replica"], where)
+        if step.kind == "drain":
+            replica(a["fallback"], where, "fallback")
+            if a["fallback"] == a["replica"]:
+                raise PlanError(f"{where}: r{a['replica']} cannot be its own fallback")
+        if step.kind == "upgrade":
+            release(a["tag"], where)
+        if "agents" in a:
+            ids = a["agents"]
+            if not ids:
+                raise PlanError(f"{where}: no agents")
+            for agent in ids:
+                if not isinstance(agent, str) or agent not in kinds:
+                    raise PlanError(f"{where}: agent {_show(agent)} is not one of the plan's agents")
+            if len(set(ids)) != len(ids):
+                raise PlanError(f"{where}: an agent is listed twice")
+        if "claims" in a:
+            if step.kind == "burst" and not a["claims"]:
+                raise PlanError(f"{where}: no claims")
+            for j, c in enumerate(a["claims"], 1):
+                claim = Claim(**_record(c, Claim, f"{where}: claim {j}"))
+                if kinds.get(claim.agent) != "prebuild":
+                    raise PlanError(f"{where}: claim {j}: agent {_show(claim.agent)} is not one of the plan's "
+                                    "prebuild agents")
+                if claim.agent in claimed:
+                    raise PlanError(f"{where}: claim {j}: agent {_show(claim.agent)} is claimed a second time")
+                claimed.add(claim.agent)
+                replica(claim.claim_on, f"{where}: claim {j}", "claim_on")
+                replica(claim.complete_on, f"{where}: claim {j}", "complete_on")
+    return RollPlan(config, agents, steps)
 
 
 # -- generation ----------------------------------------------------------------------------------------

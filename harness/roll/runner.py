@@ -237,7 +237,7 @@ def shrink(plan: RollPlan, shows: Callable[[RollPlan], bool], *, budget: int = 6
                 break
         if not changed:
             chunk //= 2
-    # then steps, latest first, until no single removal keeps it
+    # then steps, latest first, until no single removal keeps it (a plan keeps one step at least)
     changed = True
     while changed and runs < budget:
         changed = False
@@ -245,7 +245,7 @@ def shrink(plan: RollPlan, shows: Callable[[RollPlan], bool], *, budget: int = 6
             if runs >= budget:
                 break
             candidate = current.without(steps=frozenset({i}))
-            if candidate.steps != current.steps and attempt(candidate):
+            if candidate.steps and candidate.steps != current.steps and attempt(candidate):
                 current, changed = candidate, True
                 progress(f"shrink: {len(current.agents)} agents, {len(current.steps)} steps")
     return current, runs
