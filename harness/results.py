@@ -178,7 +178,7 @@ def read_run(run_dir: Path) -> LoadedRun:
     meta = _read_meta(run_dir / "run.json")
     run = results.get("run") if isinstance(results, dict) else None
     finished = isinstance(run, dict) and bool(run.get("finished"))
-    why = "it does not parse" if broken else "it is missing" if results is None else "it was behind"
+    why = "it did not parse" if broken else "there was none" if results is None else "it was behind"
     return LoadedRun(summarize(meta, cells, finished=finished), rebuilt=True,
                      notes=[f"results.json rebuilt from cells.jsonl ({why})", *notes])
 

@@ -135,7 +135,7 @@ def test_bad_input_is_one_line_and_exit_2(argv: list[str], message: str, capsys:
 def test_not_a_results_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "results.json").write_text("{\"schema\": 1, ")
     assert harness(str(tmp_path / "results.json")) == 2
-    assert "cannot read the results: JSONDecodeError" in capsys.readouterr().err
+    assert "cannot read the results: results.json does not parse (JSONDecodeError" in capsys.readouterr().err
     (tmp_path / "other.json").write_text(json.dumps({"schema": 2, "run": {}, "cells": []}))
     assert harness("--diff", str(tmp_path / "other.json"), str(FIXTURES / "mixed.json")) == 2
     assert "results schema 2; this harness reads schema 1" in capsys.readouterr().err
@@ -143,7 +143,7 @@ def test_not_a_results_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     odd = {"schema": 1, "run": {}, "summary": {}, "gate": {}, "ledger": [], "cells": [{"id": "x"}]}
     (tmp_path / "odd" / "results.json").write_text(json.dumps(odd))
     assert harness(str(tmp_path / "odd")) == 2
-    assert "cannot render these results: KeyError" in capsys.readouterr().err
+    assert "odd: summary has no 'cells'" in capsys.readouterr().err
     (tmp_path / "empty-folder").mkdir()
     assert harness(str(tmp_path / "empty-folder")) == 2
     assert "no results.json or cells.jsonl in this folder" in capsys.readouterr().err
@@ -159,3 +159,94 @@ def test_entry_point_never_prints_a_traceback(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
     assert "no such run folder or results.json" in proc.stderr
+
+
+def test_rerender_never_moves_latest_nor_adds_history(reports: Path, tmp_path: Path) -> None:
+    """Only the run's report files change: a copy, a folder elsewhere or a finished run leave latest and history."""
+    history = (reports / "history.jsonl").read_bytes()
+    shutil.copytree(reports / NEW_RUN, reports / "baseline")
+    elsewhere = tmp_path / "some" / "dir" / "wt"
+    shutil.copytree(reports / OLD_RUN, elsewhere)
+    for arg, folder in ((str(reports / "baseline"), reports / "baseline"), (str(elsewhere), elsewhere),
+                        (NEW_RUN, reports / NEW_RUN), (OLD_RUN, reports / OLD_RUN)):
+        (folder / "report.md").unlink()
+        assert harness(arg, "--report-dir", str(reports)) == 0
+        assert (folder / "report.md").exists()
+    assert os.readlink(reports / "latest") == NEW_RUN
+    assert (reports / "history.jsonl").read_bytes() == history
+    assert sorted(p.name for p in elsewhere.parent.iterdir()) == ["wt"]  # no latest, no history.jsonl beside it
+
+
+def test_dangling_latest_names_the_newest_run(reports: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (reports / NEW_RUN).rename(reports / "gone")
+    (reports / "20261209-000000-roll-cccccc").mkdir()  # a roll's folder is not a run harness report reads
+    assert harness("--report-dir", str(reports)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"latest points to {NEW_RUN}, which is missing" in err
+    assert f"the newest run folder there is {OLD_RUN}" in err and "no runs" not in err
+
+
+@pytest.mark.parametrize(("mutate", "message"), [
+    (lambda r: r["cells"][0].update(verdict=5), "cells[0].verdict is 5, expected a string"),
+    (lambda r: r["cells"].__setitem__(1, "hello"), 'cells[1] is "hello", expected an object'),
+    (lambda r: r.update(summary=[]), "summary is [], expected an object"),
+    (lambda r: r.update(run=None), "run is null, expected an object"),
+    (lambda r: r["cells"][2].pop("versions"), "cells[2] has no 'versions'"),
+    (lambda r: r["cells"][3]["facts"].update(statuses=["200"]), 'cells[3].facts.statuses[0] is "200", expected a'),
+])
+def test_wrong_shapes_are_one_line_and_exit_2_for_diff_and_rerender(
+        tmp_path: Path, mutate: Any, message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Exit 1 from --diff --fail-on-worse means "worse": bad input must never look like that."""
+    results = load("mixed")
+    mutate(results)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "results.json").write_text(json.dumps(results))
+    for argv in (["--diff", str(FIXTURES / "mixed.json"), str(tmp_path / "bad"), "--fail-on-worse"],
+                 ["--diff", str(tmp_path / "bad" / "results.json"), str(FIXTURES / "mixed.json")],
+                 [str(tmp_path / "bad")]):
+        assert harness(*argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("harness report: error: ") and err.count("\n") == 1 and message in err
+
+
+def test_trend_skips_history_lines_this_harness_did_not_write(reports: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    with (reports / "history.jsonl").open("ab") as f:
+        f.write(b'{"run":"x","cells":"nope"}\n{"run":"z","summary":"x","gate":3}\n{"run":5}\n'
+                b'{"run":"w","started":null,"summary":{},"gate":{},"cells":{"a[b]":7}}\n\xff\xfegarbage\n')
+    assert harness("--trend", "--report-dir", str(reports)) == 0
+    out = capsys.readouterr().out
+    assert "over the last 2 finished run(s)" in out and out.count("(5 unreadable line(s) of ") == 1
+    (reports / "history.jsonl").unlink()
+    (reports / "history.jsonl").mkdir()
+    assert harness("--trend", "--report-dir", str(reports)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "history.jsonl: cannot read it: Is a directory" in err
+
+
+def test_rerender_skips_unreadable_cells_lines_and_rebuilds_a_broken_results_json(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fixture = load("mixed")
+    run_dir = tmp_path / "20261206-000000-dddddd"
+    run_dir.mkdir()
+    (run_dir / "run.json").write_text(json.dumps({k: v for k, v in fixture["run"].items()
+                                                  if k not in ("finished", "ended")}))
+    lines = [json.dumps(c).encode() for c in fixture["cells"]]
+    lines[3:3] = [b"{garbage", b"\xff\xfe"]
+    (run_dir / "cells.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    (run_dir / "results.json").write_text(json.dumps(fixture))
+    assert harness(str(run_dir)) == 0  # results.json intact: the garbage lines cost nothing
+    out = capsys.readouterr().out
+    assert "(10 of 10 cells, finished; 2 unreadable line(s) of cells.jsonl skipped)" in out
+    (run_dir / "results.json").write_text(json.dumps(fixture)[:5000])  # truncated
+    assert harness(str(run_dir)) == 0
+    out = capsys.readouterr().out
+    assert "results.json rebuilt from cells.jsonl (it did not parse); 2 unreadable line(s) of cells.jsonl" in out
+    assert len(json.loads((run_dir / "results.json").read_text())["cells"]) == 10
+    (run_dir / "results.json").write_text(json.dumps(fixture)[:5000])
+    (run_dir / "cells.jsonl").write_bytes(b"{garbage\n")
+    assert harness(str(run_dir)) == 2  # neither gives anything: one line, and the files stay as they were
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "results.json does not parse (JSONDecodeError" in err
+    assert "cells.jsonl has no cell to rebuild it from" in err
+    assert (run_dir / "results.json").read_text() == json.dumps(fixture)[:5000]

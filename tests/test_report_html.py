@@ -52,6 +52,13 @@ def test_page_is_self_contained() -> None:
     assert data["gate"]["blocking"] == load("mixed")["gate"]["blocking"]
 
 
+def test_an_unfinished_run_is_not_said_to_be_going() -> None:
+    """The page cannot know whether an unfinished run still runs or was killed; it says what the reports say."""
+    assert embedded(render_html(load("partial")))["state"].startswith("has not finished (still going, or stopped")
+    page = render_html(load("partial"))
+    assert "the run is still going" not in page and '"the run " + D.state' in page
+
+
 def test_text_from_a_run_cannot_break_out_of_the_data_block() -> None:
     results = load("mixed")
     evil = "</script><script>alert(1)</script><!--"

@@ -84,7 +84,8 @@ def test_partial_run_counts_cells_not_run_as_skipped() -> None:
     assert counts(root) == (10, 1, 0, 7)  # 4 run (1 FAIL, 1 accepted) + 6 not run
     not_run = case(root, P2, "claim_while_stream_down").find("skipped")
     assert not_run is not None
-    assert not_run.get("message") == "not run: the run is still going (partial: 4 of 10 cells)"
+    assert not_run.get("message") == ("not run: the run has not finished (still going, or stopped without a chance to "
+                                      "say so); partial: 4 of 10 cells")
 
 
 def test_empty_run() -> None:

@@ -87,10 +87,26 @@ def test_ledger_calls_out_stale_and_expired_entries() -> None:
     assert "regular_workspace\\|claim_while_stream_down" in ledger  # a pipe in a match does not break the table
 
 
+def test_expired_ledger_entry_counts_the_cells_it_matches() -> None:
+    """The run applies live entries only, so results.json counts an expired one 0/0; the report re-matches it."""
+    results = load("mixed")
+    expired = next(e for e in results["ledger"] if e["status"] == "expired")
+    expired["match"] = "scenario=live_claim|regular_workspace, agent=V1"  # 3 cells with a V1 (v2.31.14) agent
+    assert (expired["cells_accepted"], expired["cells_matched"]) == (0, 0)
+    md = render_markdown(results)
+    ledger = md[md.index("## Ledger"):md.index("## Findings")]
+    row = next(line for line in ledger.splitlines() if line.startswith(f"| {expired['line']} "))
+    assert "| 0/3 " in row
+    assert f"line {expired['line']} ({expired['ticket']}) expired on {expired['expires']}: the 3 cell(s)" in ledger
+    assert "| 1/2 " in next(line for line in ledger.splitlines() if line.startswith("| 13 "))  # live: as recorded
+
+
 def test_partial_run_says_so_and_marks_cells_not_run() -> None:
     md = render_markdown(load("partial"))
     assert "⏳ **Gate INCOMPLETE** for v2.34.4: 4 of 10 cells; 1 blocking cell(s) so far" in md
-    assert "> ⏳ **Partial: 4 of 10 cells** — the run is still going" in md
+    assert ("> ⏳ **Partial: 4 of 10 cells** — the run has not finished (still going, or stopped without a chance "
+            "to say so)") in md
+    assert "still going;" not in md and "→ not finished ·" in md  # a report cannot tell a going run from a killed one
     rows = grid_rows(md)
     p1 = tuple(P1.replace(",agent=", ">").split(">"))
     p2 = tuple(P2.replace(",agent=", ">").split(">"))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import json
+import multiprocessing
 import os
+from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +79,9 @@ def test_record_history_replaces_a_runs_line_and_keeps_others(tmp_path: Path) ->
     assert record_history(tmp_path, changed)
     with (tmp_path / HISTORY).open("a") as f:
         f.write("{not json\n")  # a torn or foreign line is skipped by readers and kept by writers
-    assert [e["run"] for e in load_history(tmp_path)] == ["run-a", "run-b"]
-    assert load_history(tmp_path)[0]["seed"] == 12
+    entries, skipped = load_history(tmp_path)
+    assert [e["run"] for e in entries] == ["run-a", "run-b"] and skipped == 1  # the torn line: counted, not read
+    assert entries[0]["seed"] == 12
     assert record_history(tmp_path, history_entry(load("empty"), "run-c"))
     assert (tmp_path / HISTORY).read_text().count("{not json") == 1
     assert leftovers(tmp_path) == []
@@ -136,5 +139,64 @@ def test_run_recorder_drives_partial_and_final_reports(tmp_path: Path) -> None:
         recorder.close()
     md = (run_dir / "report.md").read_text()
     assert "Partial" not in md and "❌ **Gate FAILED** for v2.34.4: 4 blocking cell(s)" in md
-    assert [e["run"] for e in load_history(tmp_path)] == [run_dir.name]
+    assert [e["run"] for e in load_history(tmp_path)[0]] == [run_dir.name]
+    assert leftovers(tmp_path) == []
+
+
+def test_latest_only_ever_points_at_a_run_folder(tmp_path: Path) -> None:
+    """A copy (reports/baseline) or a roll's folder never becomes latest; a link a copy once took is won back."""
+    run, copied, roll = (tmp_path / n for n in ("20261201-000000-aaaaaa", "baseline", "20261209-000000-roll-cccccc"))
+    for folder in (run, copied, roll):
+        folder.mkdir()
+    assert not update_latest(tmp_path, copied) and not update_latest(tmp_path, roll)
+    assert not (tmp_path / LATEST).exists()
+    os.symlink("baseline", tmp_path / LATEST)  # what re-rendering a copy used to leave behind: "baseline" > "2026…"
+    assert update_latest(tmp_path, run) and os.readlink(tmp_path / LATEST) == run.name
+    assert leftovers(tmp_path) == []
+
+
+def test_render_run_without_record_leaves_latest_and_history_alone(tmp_path: Path) -> None:
+    run_dir = tmp_path / "20261203-164918-abc123"
+    run_dir.mkdir()
+    written = render_run(run_dir, load("mixed"), record=False)
+    assert [p.name for p in written] == list(REPORT_FILES)
+    assert not (tmp_path / LATEST).exists() and not (tmp_path / HISTORY).exists()
+
+
+def _update_latest_in_turn(root: str, name: str, barrier: Barrier, trials: int) -> None:
+    """One of two runs finishing at once, in each of trials report folders under root."""
+    for i in range(trials):
+        barrier.wait()
+        update_latest(Path(root) / str(i), Path(root) / str(i) / name)
+
+
+def test_two_runs_finishing_at_once_leave_latest_on_the_newest(tmp_path: Path) -> None:
+    trials, old, new = 150, "20261203-100000-aaaaaa", "20261203-100000-bbbbbb"
+    for i in range(trials):
+        for name in (old, new):
+            (tmp_path / str(i) / name).mkdir(parents=True)
+    ctx = multiprocessing.get_context()
+    barrier = ctx.Barrier(2)
+    procs = [ctx.Process(target=_update_latest_in_turn, args=(str(tmp_path), name, barrier, trials))
+             for name in (new, old)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=120)
+    assert [proc.exitcode for proc in procs] == [0, 0]
+    assert [i for i in range(trials) if os.readlink(tmp_path / str(i) / LATEST) != new] == []
+    assert leftovers(tmp_path) == []
+
+
+def test_history_lines_of_another_shape_are_skipped_and_kept(tmp_path: Path) -> None:
+    """Valid JSON of the wrong shape and bytes that are not UTF-8 spoil only their own line; recording goes on."""
+    foreign = [b'{"run":"x","cells":"nope"}', b'{"run":"z","summary":"x","gate":3}', b'{"run":5}',
+               b'{"run":"w","started":null,"summary":{},"gate":{},"cells":{"a[b]":7}}', b"[1,2]", b"\xff\xfegarbage"]
+    (tmp_path / HISTORY).write_bytes(b"\n".join(foreign) + b"\n")
+    assert load_history(tmp_path) == ([], len(foreign))
+    assert record_history(tmp_path, history_entry(load("mixed"), "run-a"))
+    assert record_history(tmp_path, history_entry(load("mixed-next"), "run-b"))
+    entries, skipped = load_history(tmp_path)
+    assert [e["run"] for e in entries] == ["run-a", "run-b"] and skipped == len(foreign)
+    assert (tmp_path / HISTORY).read_bytes().startswith(b"\n".join(foreign) + b"\n")  # byte for byte
     assert leftovers(tmp_path) == []

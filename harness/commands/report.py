@@ -1,16 +1,20 @@
 """harness report: re-render a run's report, diff two runs, or show verdict trends.
 
 - ``harness report [RUN]`` re-renders report.md, report.html and junit.xml from the run's results
-  (rebuilt from cells.jsonl, and results.json rewritten, when results.json is missing or behind it,
-  e.g. after a run was killed). RUN is a run folder, its results.json, or a run folder's name under
-  the report dir; by default ``<report dir>/latest``.
+  (rebuilt from cells.jsonl, and results.json rewritten, when results.json is missing, behind it or
+  does not parse, e.g. after a run was killed; lines of cells.jsonl that are not a cell are skipped and
+  counted). RUN is a run folder, its results.json, or a run folder's name under the report dir; by
+  default ``<report dir>/latest``. Only the run's report files change: ``latest`` and history.jsonl
+  are the runs' own business (see harness.report.render_run).
 - ``harness report --diff OLD NEW`` prints the cells that got worse, got better or changed facts
   (see harness.report.diff); exit status 0, or 1 with ``--fail-on-worse`` when anything got worse.
 - ``harness report --trend [--last N]`` prints each pairing's and scenario's verdicts over the last
-  N finished runs from ``<report dir>/history.jsonl``.
+  N finished runs from ``<report dir>/history.jsonl`` (lines that are not a run's entry are skipped
+  and counted).
 
 The report dir is ``--report-dir``, else $HARNESS_REPORT_DIR, else ./reports. A path that is not a
-run, or a file that is not a results.json this harness wrote, is one line and exit status 2.
+run, or a file that is not a results.json this harness wrote (``harness.report.view.results_problem``,
+the same check for a re-render and both sides of a diff), is one line and exit status 2.
 """
 
 from __future__ import annotations
@@ -19,10 +23,13 @@ import argparse
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, NoReturn
 
 from harness.errors import UsageError
 from harness.settings import DEFAULT_REPORT_DIR, ENV
+
+if TYPE_CHECKING:
+    from harness.results import LoadedRun
 
 DEFAULT_LAST = 10  # runs in a trend: two working weeks of nightlies fit a terminal line
 
@@ -47,7 +54,7 @@ def locate(arg: str | None, reports: Path) -> tuple[Path, Path | None]:
     if arg is None:
         latest = reports / "latest"
         if not latest.is_dir():
-            raise UsageError(f"no runs in {reports} yet (no {latest}): run 'harness run' first, or name a run folder")
+            _no_latest(latest)
         return latest, None
     p = Path(arg)
     if p.is_file():
@@ -60,53 +67,65 @@ def locate(arg: str | None, reports: Path) -> tuple[Path, Path | None]:
     raise UsageError(f"{arg}: no such run folder or results.json{also}")
 
 
-def _check(results: Any, where: Path) -> dict[str, Any]:
-    if not isinstance(results, dict) or "cells" not in results or "run" not in results:
-        raise UsageError(f"{where}: not a results.json of this harness (no 'run' and 'cells')")
-    if results.get("schema") != 1:
-        raise UsageError(f"{where}: results schema {results.get('schema')!r}; this harness reads schema 1")
-    for key in ("summary", "gate", "ledger"):
-        if key not in results:
-            raise UsageError(f"{where}: results.json has no {key!r}")
-    return results
+def _no_latest(latest: Path) -> NoReturn:
+    """UsageError: why there is no latest run to re-render, naming the newest run folder when there is one."""
+    from harness.report.history import newest_run
+
+    newest = newest_run(latest.parent)
+    if latest.is_symlink():
+        gone = "is missing" if not latest.exists() else "is not a run folder"
+        why = f"{latest} points to {os.readlink(latest)}, which {gone}"
+    else:
+        why = f"{latest} is not a link to a run folder" if latest.exists() else f"no {latest}"
+    if newest is None:
+        raise UsageError(f"no runs in {latest.parent} yet ({why}): run 'harness run' first, or name a run folder")
+    raise UsageError(f"{why}; the newest run folder there is {newest.name}: 'harness report {newest}' re-renders it")
 
 
-def load(arg: str | None, reports: Path) -> tuple[Path, dict[str, Any], bool]:
-    """(run folder, results, rebuilt): rebuilt when the results came from cells.jsonl rather than results.json."""
-    from harness.results import load_run
+def load(arg: str | None, reports: Path) -> tuple[Path, LoadedRun]:
+    """(run folder, its results as read): results of the shape every report and the diff read, else UsageError."""
+    from harness.report.view import results_problem
+    from harness.results import LoadedRun, read_run
 
     folder, file = locate(arg, reports)
+    where = file or folder
     try:
         if file is not None and file.name != "results.json":
-            return folder, _check(json.loads(file.read_text(encoding="utf-8")), file), False
-        before = folder / "results.json"
-        stored = before.exists()
-        results = load_run(folder)
-        rebuilt = not stored or len(results["cells"]) != len(json.loads(before.read_text())["cells"])
-        return folder, _check(results, file or folder), rebuilt
+            loaded = LoadedRun(json.loads(file.read_text(encoding="utf-8")), rebuilt=False)
+        else:
+            loaded = read_run(folder)
     except FileNotFoundError:
-        raise UsageError(f"{file or folder}: no results.json or cells.jsonl in this folder — is it a run folder?") \
-            from None
+        raise UsageError(f"{where}: no results.json or cells.jsonl in this folder — is it a run folder?") from None
+    except OSError as e:
+        raise UsageError(f"{e.filename or where}: cannot read it: {e.strerror}") from None
     except (ValueError, KeyError, TypeError) as e:  # json.JSONDecodeError is a ValueError
-        raise UsageError(f"{file or folder}: cannot read the results: {type(e).__name__}: {e}") from None
+        what = str(e) if type(e) is ValueError else f"{type(e).__name__}: {e}"  # read_run's own say it in words
+        raise UsageError(f"{where}: cannot read the results: {what}") from None
+    if problem := results_problem(loaded.results):
+        raise UsageError(f"{where}: {problem}")
+    return folder, loaded
 
 
 def rerender(args: argparse.Namespace) -> int:
     from harness.report import REPORT_FILES, render_run
     from harness.results import atomic_write
 
-    folder, results, rebuilt = load(args.run, report_dir(args))
-    if rebuilt:
-        atomic_write(folder / "results.json", json.dumps(results, indent=1, default=str) + "\n")
+    folder, loaded = load(args.run, report_dir(args))
+    results = loaded.results
+    run_dir = folder.resolve() if folder.is_symlink() else folder  # latest → its run
     try:
-        render_run(folder.resolve() if folder.is_symlink() else folder, results, strict=True)  # latest → its run
+        if loaded.rebuilt:
+            atomic_write(run_dir / "results.json", json.dumps(results, indent=1, default=str) + "\n")
+        render_run(run_dir, results, strict=True, record=False)  # the report files only: see render_run
+    except OSError as e:
+        raise UsageError(f"{e.filename or run_dir}: cannot write it: {e.strerror}") from None
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise UsageError(f"{folder}: cannot render these results: {type(e).__name__}: {e} "
                          "(written by another harness version?)") from None
     s, gate = results["summary"], results["gate"]
     state = "finished" if results["run"].get("finished") else "not finished"
     print(f"re-rendered {folder} ({s['cells']} of {s['planned']} cells, {state}"
-          f"{'; results.json rebuilt from cells.jsonl' if rebuilt else ''}): {', '.join(REPORT_FILES)}")
+          f"{''.join(f'; {note}' for note in loaded.notes)}): {', '.join(REPORT_FILES)}")
     verdict = "PASSED" if gate["passed"] else "INCOMPLETE" if not gate["complete"] else "FAILED"
     print(f"gate {verdict}" + (f" for {gate['candidate']}" if gate.get("candidate") else "") +
           (f": {len(gate['blocking'])} blocking cell(s)" if gate["blocking"] else ""))
@@ -117,9 +136,9 @@ def diff(args: argparse.Namespace) -> int:
     from harness.report import diff_runs, render_diff
 
     reports = report_dir(args)
-    _, old, _ = load(args.diff[0], reports)
-    _, new, _ = load(args.diff[1], reports)
-    d = diff_runs(old, new, old_name=args.diff[0], new_name=args.diff[1])
+    _, old = load(args.diff[0], reports)
+    _, new = load(args.diff[1], reports)
+    d = diff_runs(old.results, new.results, old_name=args.diff[0], new_name=args.diff[1])
     print(render_diff(d), end="")
     return 1 if args.fail_on_worse and d.worse else 0
 
@@ -131,7 +150,11 @@ def trend(args: argparse.Namespace) -> int:
     path = reports / "history.jsonl"
     if not path.exists():
         raise UsageError(f"{path}: no history yet (every finished run adds a line)")
-    print(render_trend(load_history(reports), last=args.last or DEFAULT_LAST, source=str(path)), end="")
+    try:
+        entries, skipped = load_history(reports)
+    except OSError as e:  # a folder called history.jsonl, no permission
+        raise UsageError(f"{path}: cannot read it: {e.strerror}") from None
+    print(render_trend(entries, last=args.last or DEFAULT_LAST, source=str(path), skipped=skipped), end="")
     return 0
 
 

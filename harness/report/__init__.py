@@ -11,9 +11,12 @@ what they all show and in which order):
 ``render_run(run_dir, results)`` is RunRecorder's ``on_write``: it runs after every write of
 results.json, partial ones included (every 15 s of a run and at the end), so it must be fast (~0.3 s
 for 1,100 cells) and each file is written atomically (``results.atomic_write``): a reader sees the
-previous complete report or the new one, never half of one. Then it points ``<report dir>/latest``
-at the run (when it is the newest) and, once the run is finished, records it in
-``<report dir>/history.jsonl`` (idempotent per run). The report dir is the run folder's parent.
+previous complete report or the new one, never half of one. Then, for the run itself (``record``, the
+default), it points ``<report dir>/latest`` at the run (when it is the newest run folder) and, once the
+run is finished, records it in ``<report dir>/history.jsonl`` (idempotent per run). The report dir is
+the run folder's parent. A re-render (``harness report RUN``, ``record=False``) rewrites the run's
+report files only: the run recorded its own history line when it finished (a run killed before that
+has none), and a re-rendered folder may be a copy or lie anywhere, so it must not move ``latest``.
 
 During a run a reporting bug must not cost the run (results.json is already safe on disk), so by
 default a renderer that raises is reported on stderr and the other files are still written;
@@ -42,8 +45,8 @@ __all__ = ["REPORT_FILES", "diff_runs", "load_history", "paragraph", "render_dif
 REPORT_FILES = ("report.md", "report.html", "junit.xml")
 
 
-def render_run(run_dir: Path, results: dict[str, Any], *, strict: bool = False) -> list[Path]:
-    """Write report.md, report.html and junit.xml into run_dir; update latest and history; return what was written."""
+def render_run(run_dir: Path, results: dict[str, Any], *, strict: bool = False, record: bool = True) -> list[Path]:
+    """Write report.md, report.html and junit.xml into run_dir (and, with record, latest and history); return them."""
     name = run_dir.name
     renderers: dict[str, Callable[[], str]] = {
         "report.md": lambda: render_markdown(results, run_name=name),
@@ -59,6 +62,8 @@ def render_run(run_dir: Path, results: dict[str, Any], *, strict: bool = False) 
             if strict:
                 raise
             sys.stderr.write(f"harness report: could not write {run_dir / filename}: {type(e).__name__}: {e}\n")
+    if not record:
+        return written
     report_dir = run_dir.parent
     try:
         update_latest(report_dir, run_dir)

@@ -34,7 +34,18 @@ from collections import OrderedDict
 from typing import Any
 
 from harness.report.html_page import PAGE
-from harness.report.view import KINDS, SECTIONS, findings, grid, kind, kind_counts, pairing_versions, section
+from harness.report.view import (
+    KINDS,
+    SECTIONS,
+    findings,
+    grid,
+    kind,
+    kind_counts,
+    ledger_entries,
+    pairing_versions,
+    run_state,
+    section,
+)
 from harness.report.words import group_paragraph, paragraph
 
 DATA_BUDGET = 8_000_000  # characters of embedded JSON (~8 MB): with the page around it, under the 10 MB aim
@@ -113,7 +124,8 @@ def page_data(results: dict[str, Any]) -> dict[str, Any]:
     slots = [[(index[s["id"]] if isinstance(s, dict) else (-1 if s is None else None)) for s in row]
              for row in g.slots]
     return {
-        "run": run, "summary": results["summary"], "gate": results["gate"], "ledger": results.get("ledger", []),
+        "run": run, "state": run_state(results["run"]), "summary": results["summary"], "gate": results["gate"],
+        "ledger": ledger_entries(results),
         "kinds": {k: {"glyph": v[1], "label": v[2]} for k, v in KINDS.items()},
         "counts": kind_counts(results),
         "sections": {k: {"kind": v[0], "title": v[1]} for k, v in SECTIONS.items()},

@@ -171,7 +171,7 @@ SCRIPT = r"""
     h("h1", {}, "Compatibility report ", h("span", {class: "badge gate-" + gateWord.toLowerCase(), id: "gate"},
       "gate " + gateWord + (gate.candidate ? " for " + gate.candidate : ""))),
     partial ? h("div", {class: "partial", id: "partial"}, "Partial: " + sm.cells + " of " + sm.planned + " cells — " +
-      (run.interrupted ? "the run was interrupted" : run.finished ? "the run ended early" : "the run is still going") +
+      "the run " + D.state +
       "; the gate is not decided.") : null,
     sm.planned === 0 && sm.cells === 0
       ? h("div", {class: "partial", id: "nocells"}, "This run has no cells: nothing was tested.") : null,
@@ -180,7 +180,7 @@ SCRIPT = r"""
     h("div", {class: "meta"}, [D.name ? "run " + D.name : null,
       "matrix " + run.matrix + " (sha256 " + String(run.matrix_sha256 || "").slice(0, 12) + ")", "seed " + run.seed,
       "time scale " + run.time_scale + " (" + scale + ")", "quiet window " + run.quiet_ms + " ms",
-      (run.started || "?") + " → " + (run.ended || (run.interrupted ? "interrupted" : "running")),
+      (run.started || "?") + " → " + (run.ended || (run.interrupted ? "interrupted" : "not finished")),
       "harness " + run.harness_version]
       .filter(Boolean).join(" · "))]);
 

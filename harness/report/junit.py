@@ -19,7 +19,7 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from harness.report.view import split_id
+from harness.report.view import run_state, split_id
 from harness.report.words import paragraph, problems
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -85,12 +85,11 @@ def render_junit(results: dict[str, Any]) -> str:
     outcomes = [_testcase(suite, c) for c in results["cells"]]
     done = {c["id"] for c in results["cells"]}
     not_run = [cid for cid in run.get("cell_order", []) if cid not in done]
-    state = ("the run was interrupted" if run.get("interrupted") else "the run is still going"
-             if not run.get("finished") else "the run ended before it")
     for cid in not_run:
         scenario, pairing = split_id(cid)
         case = _sub(suite, "testcase", classname=pairing, name=scenario, time="0.000")
-        _sub(case, "skipped", message=f"not run: {state} (partial: {s['cells']} of {s['planned']} cells)")
+        _sub(case, "skipped", message=f"not run: the run {run_state(run)}; partial: {s['cells']} of {s['planned']} "
+             "cells")
         outcomes.append("skipped")
     totals = {"tests": len(outcomes), "failures": outcomes.count("failure"), "errors": outcomes.count("error"),
               "skipped": outcomes.count("skipped")}

@@ -4,7 +4,7 @@ Pure: ``render_markdown(results)`` returns the text. Layout, top to bottom: the 
 FAILED or INCOMPLETE for the candidate) with a "partial: N of M cells" banner while a run has not
 finished (going, or stopped without a word) or was cut short; the counts, SURPRISE first; the run's
 settings; the grid (pairings × scenarios, one symbol per cell, tabulate's "github" format); a legend;
-the ledger (``view.ledger``) with stale and expired entries called out; then the findings
+the ledger (``view.ledger_entries``) with stale and expired entries called out; then the findings
 (``view.findings``): one paragraph per cell or per group of pairings that failed one scenario in the
 same words, surprises and blockers first.
 
@@ -27,7 +27,7 @@ from harness.report.view import (
     findings,
     grid,
     kind_counts,
-    ledger,
+    ledger_entries,
     pairing_versions,
     run_state,
     symbol,
@@ -119,7 +119,7 @@ def legend(results: dict[str, Any]) -> str:
 
 
 def ledger_section(results: dict[str, Any]) -> list[str]:
-    entries = ledger(results)
+    entries = ledger_entries(results)
     if not entries:
         return ["No ledger entries: every FAIL and SURPRISE counts."]
     rows = [[e["line"], e["status"], _md(e["match"]), e["ticket"], e["expires"],

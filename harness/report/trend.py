@@ -53,12 +53,16 @@ def _latest_counts(entry: dict[str, Any], ids: list[str]) -> str:
     return ", ".join(f"{chars.count(c)} {names[c]}" for c in WORST_FIRST[:-1] if chars.count(c)) or "-"
 
 
-def render_trend(entries: list[dict[str, Any]], *, last: int = 10, source: str = "history.jsonl") -> str:
+def render_trend(entries: list[dict[str, Any]], *, last: int = 10, source: str = "history.jsonl",
+                 skipped: int = 0) -> str:
+    """The trend of entries (``history.load_history``'s); skipped: lines of source that were not entries."""
     ordered = sorted(entries, key=lambda e: (str(e.get("started") or ""), e["run"]))[-last:]
+    note = [f"({skipped} unreadable line(s) of {source} skipped)"] if skipped else []
     if not ordered:
-        return f"no finished runs in {source}\n"
+        return "\n".join([f"no finished runs in {source}", *note]) + "\n"
     runs = [{**e, "cells": e.get("cells") or {}} for e in ordered]  # a copy: the caller's entries stay as they are
-    lines = [f"Verdict trend over the last {len(runs)} finished run(s) of {source}, oldest first", "", KEY, ""]
+    lines = [f"Verdict trend over the last {len(runs)} finished run(s) of {source}, oldest first", *note, "", KEY,
+             ""]
     rows = []
     for i, e in enumerate(runs, 1):
         s, g = e.get("summary", {}), e.get("gate", {})

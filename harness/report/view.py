@@ -14,6 +14,10 @@ scenario leaves that slot empty. Findings are the cells worth a paragraph (every
 PASS), grouped when several pairings fail one scenario the same way, in a fixed order of sections:
 surprises first (those blocking the gate before the others), then the rest of the gate's blockers,
 failures outside the gate, ledger-accepted ones, and DEGRADED last.
+
+Also here, for every renderer: ``run_state`` (a partial run's state in words: a report cannot tell a
+run still going from one killed without a word), ``ledger_entries`` (the entries with true counts for an
+expired one) and ``results_problem`` (the one shape check a re-render and ``--diff`` share).
 """
 
 from __future__ import annotations
@@ -224,7 +228,7 @@ def _matches(match: dict[str, tuple[str, ...]], cell: dict[str, Any]) -> bool | 
                                                                                                cell["scenario"])
 
 
-def ledger(results: dict[str, Any]) -> list[dict[str, Any]]:
+def ledger_entries(results: dict[str, Any]) -> list[dict[str, Any]]:
     """The ledger entries as recorded, with true counts for an expired one.
 
     The run applies live entries only, so a cell never names an expired entry and results.json counts
@@ -235,8 +239,8 @@ def ledger(results: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for e in results.get("ledger", []):
         match = _ledger_match(e["match"]) if e.get("status") == "expired" else None
-        hits = [_matches(match, c) for c in results.get("cells", [])] if match else [None]
-        out.append({**e, "cells_matched": hits.count(True), "cells_accepted": 0} if None not in hits else e)
+        hits = [_matches(match, c) for c in results.get("cells", [])] if match else None
+        out.append(e if hits is None or None in hits else {**e, "cells_matched": hits.count(True), "cells_accepted": 0})
     return out
 
 
