@@ -11,6 +11,7 @@ import secrets
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from harness import interrupts
 from harness.events import EventLog, History
 from harness.protocol import Release
 from harness.protocol.ids import HEARTBEAT_S
@@ -55,8 +56,10 @@ class Fleet:
         return self
 
     def stop(self) -> None:
+        """Stop every replica: gracefully, or at once after Ctrl-C (the run is over; a graceful stop buys nothing)."""
+        crash = interrupts.received()
         with ThreadPoolExecutor(max(1, min(8, len(self.replicas)))) as pool:
-            list(pool.map(lambda r: r.close(), self.replicas.values()))
+            list(pool.map(lambda r: r.close(crash=crash), self.replicas.values()))
         for log in self._logs.values():
             log.close()
 

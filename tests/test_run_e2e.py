@@ -73,6 +73,8 @@ def test_the_gate_fails_on_the_candidate_and_exit_status_says_so(run):
     assert not results["gate"]["passed"] and results["gate"]["complete"]
     assert f"agent_restart_after_claim[{V2}]" in results["gate"]["blocking"]
     assert "gate FAILED for v2.33.9" in r.stdout
+    first = next(c for c in results["cells"] if c["id"] == results["gate"]["blocking"][0])
+    assert f"  {first['repro']}\n" in r.stdout  # the summary says how to run a blocking cell again
 
 
 def test_live_claim_all_v2_reinits_once_then_dedupes(run):

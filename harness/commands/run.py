@@ -15,6 +15,7 @@ from harness.errors import UsageError
 from harness.pg.locate import DSN_ENV
 
 AUTO_WORKERS_MAX = 6  # cells mostly wait on the network; past ~3 per core the machine, not the plan, is the limit
+REPRO_LINES = 5  # blocking cells whose one-line repro the summary prints
 MAX_WORKERS = 64  # each worker holds a fleet: 4 replicas and their PostgreSQL connections
 
 
@@ -96,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
         check_dsn(source.dsn or "")  # before the run folder exists: a bad DSN leaves nothing behind
     ready_report_dir(settings.report_dir)
     run_dir = new_run_dir(settings.report_dir)
-    argv = ["--pyargs", "harness.scenarios", "-p", "no:cacheprovider", "-q", "--no-header", "-rN", "--tb=no",
+    # hypothesis's plugin imports hypothesis in every worker's teardown: seconds added to a Ctrl-C
+    argv = ["--pyargs", "harness.scenarios", "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-qq",
+            "--no-header", "-rN", "--tb=no",
             "-o", "addopts=", "--matrix", str(matrix.path), "--harness-run-dir", str(run_dir),
             "--harness-report-dir", str(settings.report_dir)]
     for flag, given in (("--harness-seed", args.seed), ("--harness-time-scale", args.time_scale),
@@ -162,10 +165,16 @@ def summary_lines(results: dict, run_dir: Path) -> list[str]:
     involved = sum(1 for c in results["cells"] if c["candidate_involved"])
     line = f"gate {verdict}" + (f" for {gate['candidate']}" if gate["candidate"] else "")
     if gate["blocking"]:
-        line += f": {len(gate['blocking'])} blocking cell(s), e.g. {gate['blocking'][0]}"
+        line += f": {len(gate['blocking'])} blocking cell(s); to run one again:"
     elif gate["candidate"] and not involved:
         line += " (no cell of this run involves it)"
-    lines += [line, f"report: {run_dir / 'report.md'} (and report.html, junit.xml, results.json)"]
+    lines.append(line)
+    repro = {c["id"]: c.get("repro") for c in results["cells"]}
+    shown = [cid for cid in gate["blocking"] if repro.get(cid)][:REPRO_LINES]
+    lines += [f"  {repro[cid]}" for cid in shown]
+    if len(gate["blocking"]) > len(shown):
+        lines.append(f"  … and {len(gate['blocking']) - len(shown)} more blocking cell(s) in the report")
+    lines.append(f"report: {run_dir / 'report.md'} (and report.html, junit.xml, results.json)")
     return lines
 
 

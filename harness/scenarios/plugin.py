@@ -159,6 +159,12 @@ class HarnessSession:
         return [f"harness: {len(self.plan)} cells from {self.matrix.path} · seed {s.seed} ({s.sources['seed']}) · "
                 f"time scale {s.time_scale:g} ({s.sources['time_scale']}) · run folder {self.run_dir}"]
 
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        if os.environ.get(VIA_HARNESS_RUN) and hasattr(tr, "_report_keyboardinterrupt"):
+            # `harness run` says "interrupted" itself: no pytest banner pointing at --full-trace, not its option
+            tr._report_keyboardinterrupt = lambda: None  # type: ignore[union-attr]
+
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self.recorder is not None:
             self.recorder.close()
@@ -231,10 +237,10 @@ class HarnessSession:
         self._done += 1
         tr = self.config.pluginmanager.get_plugin("terminalreporter")
         if tr is not None:
-            mark = " SURPRISE" if result["surprise"] else ""
-            accepted = " (accepted)" if result["accepted"] else ""
-            tr.write_line(f"[{self._done:>4}/{self.total}] {result['verdict']:<8}{mark}{accepted}  "
-                          f"{result['id']}  predicted {result['predicted']['verdict']}  {result['duration_s']:.1f}s")
+            status = result["verdict"] + (" SURPRISE" if result["surprise"] else "") + (
+                " (accepted)" if result["accepted"] else "")
+            tr.write_line(f"[{self._done:>4}/{self.total}] {status:<17}  {result['id']}  "
+                          f"predicted {result['predicted']['verdict']}  {result['duration_s']:.1f}s")
 
     def _setup_error(self, report: pytest.TestReport) -> dict[str, Any] | None:
         from harness.runner import repro

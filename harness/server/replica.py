@@ -115,7 +115,7 @@ class Replica:
         self.kill() if crash else self.stop()
         return self.start(release)
 
-    def close(self) -> None:
-        self.stop()
+    def close(self, *, crash: bool = False) -> None:
+        self.kill() if crash else self.stop()
         if self._control is not None:
             self._control.close()
