@@ -250,3 +250,22 @@ def test_rerender_skips_unreadable_cells_lines_and_rebuilds_a_broken_results_jso
     assert err.count("\n") == 1 and "results.json does not parse (JSONDecodeError" in err
     assert "cells.jsonl has no cell to rebuild it from" in err
     assert (run_dir / "results.json").read_text() == json.dumps(fixture)[:5000]
+
+
+def test_diff_fail_on_worse_counts_cells_missing_from_the_new_run(reports: Path, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    full = json.loads((reports / NEW_RUN / "results.json").read_text())
+    fewer = tmp_path / "results.json"
+    fewer.write_text(json.dumps({**full, "cells": full["cells"][:1]}))
+    assert harness("--diff", str(reports / NEW_RUN), str(fewer)) == 0  # without the flag: a report, not a gate
+    assert harness("--diff", str(reports / NEW_RUN), str(fewer), "--fail-on-worse") == 1
+    out = capsys.readouterr().out
+    assert "0 worse" in out and f"--fail-on-worse: {len(full['cells']) - 1} cell(s) of" in out
+
+
+def test_a_roll_folder_is_named_as_such(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    roll = tmp_path / "20261203-192402-roll-cdfa11"
+    roll.mkdir()
+    (roll / "plan.json").write_text("{}")
+    assert harness(str(roll)) == 2
+    assert "a roll's folder; its report.md and report.html are final" in capsys.readouterr().err

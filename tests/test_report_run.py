@@ -70,6 +70,15 @@ def test_partial_writes_add_no_history(tmp_path: Path) -> None:
     assert os.readlink(tmp_path / LATEST) == run_dir.name  # a running run is the newest one
 
 
+def test_a_repro_of_chosen_cells_adds_no_history(tmp_path: Path) -> None:
+    run_dir = tmp_path / "20261205-030000-dddddd"
+    run_dir.mkdir()
+    results = load("mixed")
+    render_run(run_dir, {**results, "run": {**results["run"], "cells_chosen": True}})
+    assert not (tmp_path / HISTORY).exists()  # trends compare whole runs; `harness run --cell` is a repro
+    assert os.readlink(tmp_path / LATEST) == run_dir.name
+
+
 def test_record_history_replaces_a_runs_line_and_keeps_others(tmp_path: Path) -> None:
     a, b = history_entry(load("mixed"), "run-a"), history_entry(load("mixed-next"), "run-b")
     assert record_history(tmp_path, a) and record_history(tmp_path, b)

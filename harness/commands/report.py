@@ -95,6 +95,9 @@ def load(arg: str | None, reports: Path) -> tuple[Path, LoadedRun]:
         else:
             loaded = read_run(folder)
     except FileNotFoundError:
+        if (folder / "plan.json").exists():
+            raise UsageError(f"{folder}: a roll's folder; its report.md and report.html are final when the roll "
+                             "ends (harness report reads the matrix's runs)") from None
         raise UsageError(f"{where}: no results.json or cells.jsonl in this folder — is it a run folder?") from None
     except OSError as e:
         raise UsageError(f"{e.filename or where}: cannot read it: {e.strerror}") from None
@@ -140,7 +143,10 @@ def diff(args: argparse.Namespace) -> int:
     _, new = load(args.diff[1], reports)
     d = diff_runs(old.results, new.results, old_name=args.diff[0], new_name=args.diff[1])
     print(render_diff(d), end="")
-    return 1 if args.fail_on_worse and d.worse else 0
+    if args.fail_on_worse and d.only_old:  # a run that silently covers fewer cells is not a pass
+        print(f"--fail-on-worse: {len(d.only_old)} cell(s) of {args.diff[0]} are missing from {args.diff[1]}; "
+              "counted as worse")
+    return 1 if args.fail_on_worse and (d.worse or d.only_old) else 0
 
 
 def trend(args: argparse.Namespace) -> int:

@@ -67,7 +67,7 @@ def render_run(run_dir: Path, results: dict[str, Any], *, strict: bool = False, 
     report_dir = run_dir.parent
     try:
         update_latest(report_dir, run_dir)
-        if results["run"].get("finished"):
+        if results["run"].get("finished") and not results["run"].get("cells_chosen"):  # a repro is not a run
             record_history(report_dir, history_entry(results, name, str(run_dir)))
     except Exception as e:
         if strict:

@@ -125,7 +125,9 @@ def ledger_section(results: dict[str, Any]) -> list[str]:
     rows = [[e["line"], e["status"], _md(e["match"]), e["ticket"], e["expires"],
              f"{e['cells_accepted']}/{e['cells_matched']}", _md(e["reason"])] for e in entries]
     out = [tabulate(rows, headers=["line", "status", "match", "ticket", "expires", "accepted/matched", "reason"],
-                    tablefmt="github", disable_numparse=True), ""]
+                    tablefmt="github", disable_numparse=True), "",
+           "*matched*: the cells of this run that the line's match selects; *accepted*: those of them that FAILed "
+           "(or were a SURPRISE) and so do not count against the gate. An expired line accepts none.", ""]
     for e in entries:
         if e["status"] == "stale":
             out.append(f"- ⚠️ **Stale:** line {e['line']} ({e['ticket']}) matched {e['cells_matched']} cell(s) and "
