@@ -100,6 +100,17 @@ def test_google_uuid_forms():
             parse_uuid(bad)
 
 
+@pytest.mark.parametrize(("text", "why"), [(f"é{WS}}}", "length: 39"), (f"\ufffd{WS}x", "length: 40"),
+                                           (f"{WS}é", "format")])
+def test_uuid_length_counts_bytes_like_go(text, why):
+    # 38 and 37 characters, but 39, 40 and 38 bytes: google/uuid rejects each, so the whole decode fails
+    with pytest.raises(GoJSONError, match=f"invalid UUID {why}"):
+        parse_uuid(text)
+    with pytest.raises(GoJSONError, match="invalid UUID"):
+        EventCodec.V2_KEYS.decode(f'{{"workspace_id":"{text}"}}'.encode())
+    assert VARIANTS["P1"].listener.hear(WS, text.encode()).how == "dropped"
+
+
 def test_invalid_utf8_becomes_one_replacement_per_byte():
     assert EventCodec.V2_KEYS.decode(b'{"reason":"a\xe2\x82b"}').reason == "a\ufffd\ufffdb"
     assert EventCodec.V2_KEYS.decode(b'{"reason":"\\ud800"}').reason == "\ufffd"

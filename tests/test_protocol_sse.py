@@ -122,8 +122,25 @@ def test_comments_and_fields(line):
 
 def test_crlf():
     assert read_all(b"event: ping\r\n\n") == [SSEEvent("ping")]
-    with pytest.raises(SSEProtocolError):
-        read_all(b"event: ping\r\n\r\n")
+    # Go's reader skips a line when strings.TrimSpace(line) == "": "\r\n" is as blank as "\n"
+    assert read_all(b"event: ping\r\n\r\nevent: data\r\ndata: {}\r\n\r\n") == [SSEEvent("ping"),
+                                                                                    SSEEvent("data", b"{}")]
+
+
+@pytest.mark.parametrize("blank", [b" \n", b"\t\n", b"\r\n", b" \r\n", "\u00a0\n".encode()])
+def test_white_space_lines_are_blank(blank):
+    stream = blank + b"event: data\n" + blank + b"data: {}\n" + blank + PING_FRAME
+    assert read_all(stream) == [SSEEvent("data", b"{}"), SSEEvent("ping")]
+
+
+def test_a_line_of_other_bytes_is_not_blank():
+    with pytest.raises(SSEProtocolError, match="expecting 'event: '"):
+        read_all(b"\x1c\n" + PING_FRAME)  # Python's str.strip() trims \x1c; Go's TrimSpace does not
+
+
+def test_pings_are_invisible_to_a_spec_reader():
+    assert read_all(PING_FRAME * 2) == [SSEEvent("ping"), SSEEvent("ping")]
+    assert spec_reader(PING_FRAME * 2) == []  # an event without data is never dispatched
 
 
 def test_values_are_trimmed_like_go():

@@ -21,8 +21,8 @@ Malformed input is the peer's fault: the parser reports ``Broken`` with the raw 
 accounted for, then passes everything on as ``Tunnel`` (a proxy keeps forwarding, blind).
 
 Limits of the frame tracker: a frame ends at its first blank line, as in the SSE specification;
-Coder's own reader also skips a blank line between ``event: data`` and ``data:``, which no coderd
-writes, so such bytes would be tracked as two frames.
+Coder's own reader also skips blank (white-space-only) lines, between ``event: data`` and ``data:`` too,
+which no coderd writes: such bytes would be tracked as two frames, and ``\\r\\n`` does not end one.
 """
 
 from __future__ import annotations
@@ -156,8 +156,8 @@ def _data_line(frame: bytes) -> bytes:
 class SSEFrames:
     """Frame marks in an SSE body, fed in pieces: ``feed(data)`` returns ``[(offset in data, mark)]``.
 
-    Lines end in ``\\n`` and a frame ends at an empty line, as Coder's reader sees them (``\\r\\n`` is not a
-    blank line there either). Finding marks costs a few ``bytes.find`` calls per frame, no per-byte loop.
+    Lines end in ``\\n`` and a frame ends at an empty line, as coderd writes them (see the module's limits).
+    Finding marks costs a few ``bytes.find`` calls per frame, no per-byte loop.
     """
 
     def __init__(self) -> None:

@@ -64,7 +64,9 @@ def parse_uuid(text: str | bytes) -> uuid.UUID:
     Faithful to its quirk: the 38-character form drops the first character and never looks at the last,
     so ``{...}``, ``(...)`` and ``x...y`` all parse.
     """
-    b = text.decode("latin-1") if isinstance(text, bytes) else text
+    # Go measures the length in bytes: a decoded JSON string counts in UTF-8, invalid bytes as U+FFFD.
+    raw = text if isinstance(text, bytes) else _no_surrogates(text).encode("utf-8")
+    b = raw.decode("latin-1")  # one character per byte
     n = len(b)
     if n == 32:
         if not all(c in _HEX for c in b):

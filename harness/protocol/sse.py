@@ -8,8 +8,9 @@ stream after an event.
 
 Reading — Coder's ``codersdk.ServerSentEventReader``, not the WHATWG algorithm:
 
-- Lines end in ``\\n`` only. A line that is exactly ``\\n`` is skipped, anywhere (also between the
-  ``event:`` line and its ``data:`` line). ``\\r\\n`` is *not* a blank line.
+- Lines end in ``\\n`` only. A blank line — one that is empty once Go's strings.TrimSpace has trimmed it,
+  so ``\\r\\n`` and ``" \\t\\n"`` too — is skipped, anywhere (also between the ``event:`` line and its
+  ``data:`` line).
 - The next non-blank line must start with exactly ``event: `` (one space); its value is the rest,
   with surrounding white space trimmed (Go's strings.TrimSpace, so a trailing ``\\r`` goes).
 - ``ping`` has no data. ``data`` and ``error`` must be followed by a line starting with exactly
@@ -19,18 +20,19 @@ Reading — Coder's ``codersdk.ServerSentEventReader``, not the WHATWG algorithm
 
 Where a spec-following client such as sseclient-py differs (pinned by tests/test_protocol_sse.py):
 
-================================  =================================  ==============================
-bytes                              Coder's reader                      sseclient-py
-================================  =================================  ==============================
-``data: x\\n\\n`` (no event line)    error: expecting ``event: ``         event "message", data "x"
-``event:data\\ndata:x\\n\\n``         error (no space after the colon)     event "data", data "x"
-``event: data\\n\\ndata: x\\n\\n``     one data event, data "x"             two events, the first empty
-``event: data\\ndata: a\\ndata: b``   data "a"; ``data: b`` then fails     one event, data "a\\nb"
-``event: foo\\ndata: x\\n\\n``        error: unknown event type            event "foo", data "x"
-``: comment\\n`` / ``id: 7\\n``       error                                ignored / sets the id
-lines ending ``\\r\\n``                ``\\r`` trimmed from values; a bare    ``\\r\\n`` is a line end and
-                                    ``\\r\\n`` line is an error            a blank ``\\r\\n`` ends events
-================================  =================================  ==============================
+==================================  ======================================  ==============================
+bytes                               Coder's reader                          sseclient-py
+==================================  ======================================  ==============================
+``event: ping\\n\\n``                 a ping                                  nothing (no data: not dispatched)
+``data: x\\n\\n`` (no event line)     error: expecting ``event: ``            event "message", data "x"
+``event:data\\ndata:x\\n\\n``          error (no space after the colon)        event "data", data "x"
+``event: data\\n\\ndata: x\\n\\n``      one data event, data "x"                event "message", data "x"
+``event: data\\ndata: a\\ndata: b``    data "a"; ``data: b`` then fails        one event, data "a\\nb"
+``event: foo\\ndata: x\\n\\n``         error: unknown event type               event "foo", data "x"
+``: comment\\n`` / ``id: 7\\n``        error                                   ignored / sets the id
+lines ending ``\\r\\n``                 ``\\r`` trimmed from values; a ``\\r\\n``     ``\\r\\n`` is a line end; a blank
+                                    or space-only line is skipped as blank  ``\\r\\n`` ends the event
+==================================  ======================================  ==============================
 """
 
 from __future__ import annotations
@@ -109,7 +111,7 @@ class StrictReader:
                 return None
             line = bytes(self._buf[: nl + 1])
             del self._buf[: nl + 1]
-            if line != b"\n":
+            if _trim(line):  # Go: strings.TrimSpace(line) != ""
                 return line
 
     def next_event(self) -> SSEEvent | NeedData | EndOfStream:
