@@ -33,6 +33,50 @@ def test_wire_bytes_in_vectors():
     assert wire["V0"] == {"has_route": False, "publisher_payload": None}
 
 
+Z = "00000000-0000-0000-0000-000000000000"
+JSON_TEXT = f'{{"workspace_id":"{WS}","reason":"prebuild_claimed","owner_id":"{OWNER}"}}'
+# (payload, listener) → (how, workspace, reason, owner) written out by hand from PROTOCOL.md §3 and §6,
+# so the committed files are held to the spec and not only to the code that wrote them.
+LISTENER_BY_HAND = {
+    ("published_by_V1", "V1"): ("raw", WS, "prebuild_claimed", Z),
+    ("published_by_V1", "V2"): ("fallback", WS, "prebuild_claimed", Z),
+    ("published_by_V1", "P1"): ("dropped", None, None, None),
+    ("published_by_V2", "V1"): ("raw", WS, JSON_TEXT, Z),
+    ("published_by_V2", "V3"): ("json", WS, "prebuild_claimed", OWNER),
+    ("published_by_P1", "V2"): ("fallback", WS, str(OWNER), Z),
+    ("published_by_P1", "P1"): ("uuid", WS, "prebuild_claimed", OWNER),
+    ("odd_v1_keys", "V2"): ("json", Z, "prebuild_claimed", Z),  # WorkspaceID never fills workspace_id
+    ("odd_empty", "V3"): ("fallback", WS, "", Z),
+    ("odd_empty", "P1"): ("dropped", None, None, None),
+}
+# (SSE data, agent codec) → (workspace, owner): §2 and §6, server × agent.
+AGENT_BY_HAND = {
+    ("written_by_V1", "WorkspaceID"): (WS, Z), ("written_by_V1", "workspace_id"): (Z, Z),
+    ("written_by_V2", "WorkspaceID"): (Z, Z), ("written_by_V2", "workspace_id"): (WS, OWNER),
+    ("odd_upper_case_keys", "workspace_id"): (WS, OWNER),  # case-insensitive, underscores kept
+    ("odd_camel_case_v2", "workspace_id"): (Z, Z),  # underscores matter
+}
+
+
+def test_listener_vectors_say_what_the_spec_says():
+    rows = {(r["payload"], r["listener"]): r for r in load_vectors()["listener.json"]["results"]}
+    for key, (how, ws, reason, owner) in LISTENER_BY_HAND.items():
+        row = rows[key]
+        assert row["how"] == how, key
+        event = row.get("event")
+        got = None if event is None else (event["workspace_id"], event["reason"], event["owner_id"])
+        assert got == (None if ws is None else (str(ws), reason, str(owner))), key
+
+
+def test_agent_vectors_say_what_the_spec_says():
+    rows = {(r["data"], r["agent_codec"]): r for r in load_vectors()["agent.json"]["results"]}
+    for key, (ws, owner) in AGENT_BY_HAND.items():
+        event = rows[key]["event"]
+        assert (event["workspace_id"], event["owner_id"]) == (str(ws), str(owner)), key
+    assert rows[("odd_malformed_uuid", "workspace_id")] == {  # a bad UUID fails the whole decode
+        "data": "odd_malformed_uuid", "agent_codec": "workspace_id", "error": "invalid UUID length: 10"}
+
+
 def test_payload_fixtures():
     assert set(payload_names()) == {"raw_reason", "v2_json", "v1_keys", "uuid_text", "empty", "unknown_keys",
                                     "max_7999"}
