@@ -39,12 +39,15 @@ def replicas(pg_dsn, tmp_path_factory):
 class Stream:
     """A raw HTTP/1.1 GET on /reinit: header timing, status, and the body fed to Coder's strict reader."""
 
-    def __init__(self, url: str, token: str | None, *, wait: str | None = None, cookie: bool = False) -> None:
+    def __init__(self, url: str, token: str | None, *, wait: str | None = None, cookie: bool = False,
+                 extra: str = "", query: str = "") -> None:
         u = urlparse(url)
         self.sock = socket.create_connection((u.hostname, u.port), timeout=10)
-        query = f"?wait={wait}" if wait is not None else ""
+        query = "&".join(q for q in (f"wait={wait}" if wait is not None else "", query) if q)
+        query = f"?{query}" if query else ""
         auth = "" if token is None else (f"Cookie: coder_session_token={token}\r\n" if cookie
                                          else f"Coder-Session-Token: {token}\r\n")
+        auth += extra
         self.sent = time.monotonic()
         self.sock.sendall(f"GET {REINIT_PATH}{query} HTTP/1.1\r\nHost: x\r\n{auth}\r\n".encode())
         self.buf = b""
@@ -154,6 +157,17 @@ def test_cookie_and_header_auth_both_work(replicas):
     for cookie in (False, True):
         s = Stream(replicas["V2"].url, ws.agent_token, wait="true", cookie=cookie)
         assert s.head() == 409
+
+
+def test_token_precedence_is_cookie_then_query_then_header(replicas):
+    """httpmw.APITokenFromRequest: with a good token in one place and a bad one in another, the first wins."""
+    url, good, bad = replicas["V2"].url, replicas["V2"].control.create_regular().agent_token, str(uuid.uuid4())
+    q = "coder_session_token="
+    assert Stream(url, bad, wait="true", query=q + good).head() == 409  # query beats header
+    assert Stream(url, good, wait="true", query=q + bad).head() == 401
+    assert Stream(url, good, wait="true", cookie=True, query=q + bad).head() == 409  # cookie beats query
+    assert Stream(url, bad, wait="true", extra=f"Cookie: coder_session_token={good}\r\n").head() == 409
+    assert Stream(url, None, wait="true", query=q + good).head() == 409  # the query parameter alone works
 
 
 # -- V1 ---------------------------------------------------------------------------------------
@@ -281,20 +295,51 @@ def test_v3_waits_while_owner_changed_but_claim_build_not_created(replicas):
 
 
 def test_durable_check_delay_hook_and_subscribe_first(replicas):
+    """Held check: the publish is heard by the subscription made *before* the check; released, it seeds once."""
     rep = replicas["V2"]
     ws, owner = claimed(rep, complete=False)
-    rep.control.set_hooks(durable_check_delay_ms=600)
+    history = History()
+    history.follow(rep.events_path)
+    start = len(history)
+    rep.control.set_hooks(durable_check_delay_ms=60_000)  # held until set again
     try:
-        history = History()
-        history.follow(rep.events_path)
         s = Stream(rep.url, ws.agent_token, wait="true")
-        history.wait_for(where(ev="reinit.check_delayed", ws=str(ws.id)), timeout=5, what="the delayed check")
-        rep.control.complete(ws.id)  # publishes now; the handler holds it, then the check seeds
-        frames = s.frames(3, timeout=5)
+        history.wait_for(where(ev="reinit.check_delayed", ws=str(ws.id)), timeout=5, what="the held check",
+                         start=start)
+        rep.control.complete(ws.id)  # publishes now, while the check is held
+        history.wait_for(where(ev="reinit.heard", ws=str(ws.id)), timeout=5, what="the publish heard", start=start)
     finally:
-        rep.control.set_hooks(durable_check_delay_ms=0)
+        rep.control.set_hooks(durable_check_delay_ms=0)  # releases the held check at once
+    frames = s.frames(3, timeout=5)
     data = [f for f in frames if f.type == "data"]
     assert len(data) == 1 and json.loads(data[0].data)["owner_id"] == str(owner)
+    mine = [e["ev"] for e in history.snapshot(start) if e.get("ws") == str(ws.id) and e["ev"].startswith("reinit.")]
+    order = [ev for ev in mine if ev in ("reinit.subscribed", "reinit.check_delayed", "reinit.heard",
+                                         "reinit.check_resumed", "reinit.decision")]
+    assert order == ["reinit.subscribed", "reinit.check_delayed", "reinit.heard", "reinit.check_resumed",
+                     "reinit.decision"]
+    resumed = next(e for e in history.snapshot(start) if e["ev"] == "reinit.check_resumed" and e["ws"] == str(ws.id))
+    assert resumed["why"] == "released"
+
+
+def test_a_short_check_delay_runs_out_by_itself(replicas):
+    rep = replicas["V3"]
+    ws, owner = claimed(rep, complete=True)
+    history = History()
+    history.follow(rep.events_path)
+    start = len(history)
+    rep.control.set_hooks(durable_check_delay_ms=300)
+    try:
+        t0 = time.monotonic()
+        s = Stream(rep.url, ws.agent_token, wait="true")
+        frames = s.frames(1, timeout=5)
+        took = time.monotonic() - t0
+    finally:
+        rep.control.set_hooks(durable_check_delay_ms=0)
+    assert frames[0].type == "data" and json.loads(frames[0].data)["owner_id"] == str(owner)
+    assert took >= 0.3
+    resumed = history.wait_for(where(ev="reinit.check_resumed", ws=str(ws.id)), timeout=5, what="resume", start=start)
+    assert resumed["why"] == "elapsed"
 
 
 # -- golden vectors on the wire -------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Each worker count is one real ``harness run`` (a subprocess, its own PostgreSQL). A cell's time splits
 into the waits the protocol itself imposes — agent back-off sleeps, a pubsub listener's reconnect
-back-off, a delayed durable check, a SIGKILLed replica coming back, and the quiet window the harness
+back-off, a SIGKILLed replica coming back, and the quiet window the harness
 watches a settled cell for — and everything else: the harness's overhead (HTTP control calls,
 processes, settle detection). The overhead is what the harness could still win; the waits are not.
 """
@@ -31,8 +31,6 @@ def protocol_wait_s(cell: dict[str, Any], quiet_s: float) -> float:
         elif e["ev"] == "pubsub.listener_lost":
             back = next((x for x in tl[i + 1:] if x["ev"] == "pubsub.reconnected"), None)
             wait += ((back["ms"] - e["ms"]) / 1000) if back else 0.0
-        elif e["ev"] == "reinit.check_delayed":
-            wait += 0.5
         elif e["ev"] == "harness.fault" and e.get("fault") == "sigkill":
             back = next((x for x in tl[i + 1:] if x["ev"] == "harness.step" and "is back" in x.get("text", "")), None)
             wait += ((back["ms"] - e["ms"]) / 1000) if back else 0.0

@@ -77,11 +77,15 @@ class World:
     def listener_back(self, role: Role) -> None:
         """Wait until the replica's pubsub listener has reconnected."""
     def delay_check(self, role: Role, ms: int) -> None:
-        """Delay the replica's durable check by ``ms`` (0 clears it)."""
+        """Delay the replica's later durable checks by ``ms``; setting it again (0: clear) releases the
+        checks waiting now."""
     def await_decision(self, agent: AgentRef) -> None:
         """Wait until the server has decided on the agent's newest request."""
-    def await_subscribed(self, agent: AgentRef) -> None:
-        """Wait until the server has subscribed for the agent's newest request (before its durable check)."""
+    def await_checked(self, agent: AgentRef) -> None:
+        """Wait until the server has subscribed for the agent's newest request and then either decided or
+        begun a delayed durable check."""
+    def await_heard(self, agent: AgentRef) -> None:
+        """Wait until the subscription of the agent's newest request has heard (or dropped) a publish."""
     def settle(self) -> None:
         """Wait until nothing more will happen without a further step."""
     def mark(self, label: str) -> None:
@@ -393,13 +397,17 @@ class Model:
         self.replicas[name].listener_up = up
 
     def set_check_delay(self, name: str, *, delayed: bool) -> None:
-        """Later durable checks on the replica wait until the next settle (or awaited decision): what is
-        published meanwhile is held, and the check sees the state as it is then. Clearing it does not
-        shorten a check already waiting, as in the live replica."""
+        """Later durable checks on the replica wait: what is published meanwhile is held, and the check sees
+        the state as it is when it is released — by clearing the delay, an awaited decision, or a settle
+        (the live delay runs out or is cleared)."""
         self.replicas[name].check_delayed = delayed
+        if not delayed:
+            self.decide_held(only=name)
 
-    def decide_held(self) -> None:
+    def decide_held(self, only: str | None = None) -> None:
         for replica in self.replicas.values():
+            if only is not None and replica.name != only:
+                continue
             for conns in list(replica.subs.values()):
                 for conn in list(conns):
                     if conn.undecided:
@@ -474,5 +482,8 @@ class ModelWorld(Model, World):
     def await_decision(self, agent: AgentRef) -> None:
         self.decide_held()
 
-    def await_subscribed(self, agent: AgentRef) -> None:
+    def await_checked(self, agent: AgentRef) -> None:
+        self._run()
+
+    def await_heard(self, agent: AgentRef) -> None:
         self._run()

@@ -49,6 +49,7 @@ class LiveWorld(World):
         self._hooked: set[str] = set()
         self._disturbed: dict[str, int] = {}
         self._listener_lost: dict[str, int] = {}
+        self._published_at = self.start_index  # where the newest completion's publish may be heard from
 
     # -- bookkeeping -------------------------------------------------------------------------------------
     def _rep(self, role: Role) -> Replica:
@@ -102,8 +103,9 @@ class LiveWorld(World):
 
     def complete(self, ws: Ws, *, ok: bool = True, publish: bool = True, error: str = "") -> None:
         rep = self._rep("publisher")
-        self._step(f"complete the latest build on {rep.name} as {'succeeded' if ok else 'failed'}"
-                   f"{'' if publish else ' without publishing'}", ws=str(ws.id))
+        self._published_at = self._step(f"complete the latest build on {rep.name} as "
+                                        f"{'succeeded' if ok else 'failed'}{'' if publish else ' without publishing'}",
+                                        ws=str(ws.id))
         rep.control.complete(ws.id, ok=ok, error=error, publish=publish)
 
     def user_build(self, ws: Ws) -> None:
@@ -163,8 +165,25 @@ class LiveWorld(World):
     def await_decision(self, agent: AgentRef) -> None:
         self._await_server(agent, ("reinit.decision",), "decided")
 
-    def await_subscribed(self, agent: AgentRef) -> None:
-        self._await_server(agent, ("reinit.subscribed",), "subscribed")
+    def await_checked(self, agent: AgentRef) -> None:
+        self._await_server(agent, ("reinit.check_delayed", "reinit.decision"), "decided or its check delayed")
+
+    def await_heard(self, agent: AgentRef) -> None:
+        since, sim = self._published_at, self.agents[agent.id]
+
+        def heard(evs: list[Event]) -> bool:
+            if not sim.running or any(e["ev"] in ("reinit.heard", "reinit.dropped") and e.get("agent") == agent.id
+                                      for e in evs):
+                return True
+            reqs = [e for e in self.history.snapshot(self._disturbed[agent.id])
+                    if e["ev"] == "agent.request" and e.get("agent") == agent.id]
+            conn = reqs[-1]["conn"] if reqs else None  # no subscription to hear it: the newest request failed
+            return conn is not None and any(e.get("conn") == conn and e["ev"] in ("agent.error", "agent.stopped")
+                                            for e in evs)
+
+        self.history.wait_until(heard, timeout=WAIT_S, start=since,
+                                what=f"a subscription of agent {agent.id}'s to hear the publish",
+                                hint=f"cell {self.cell.id}; the run's JSONL logs show what happened instead")
 
     def cut(self, agent: AgentRef, *, at: Literal["now", "next_data"] = "now") -> None:
         proxy = self.stage.proxy

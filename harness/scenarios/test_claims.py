@@ -79,21 +79,27 @@ def test_regular_workspace(world: World) -> None:
     world.settle()
 
 
+HOLD_MS = 60_000  # "until released": longer than any wait of a cell, so only the release ends it
+
+
 @contract("ONCE", "IDENTITY")
 def test_subscribe_check_race(world: World) -> None:
     """The claim is published while the reconnect replica's durable check is delayed: not lost.
 
     The agent reconnects while the claim build runs; the replica subscribes, then its durable check is
-    held for 500 ms, and the claim build completes inside that window. Subscribing before checking
-    means the event is caught either by the subscription or by the check — exactly once.
+    held; the claim build completes and its publish reaches the subscription; only then is the check
+    released, and it sees the build succeeded. Subscribing before checking means the event is caught
+    either by the subscription or by the check — exactly once (a release that checked first would have
+    missed the publish and seen the build pending, and the claim would be lost).
     """
     ws = world.prebuild()
     agent = world.start_agent(ws)
     world.claim(ws)
-    world.delay_check("reconnect", 500)
+    world.delay_check("reconnect", HOLD_MS)
     world.cut(agent)
-    world.await_subscribed(agent)
+    world.await_checked(agent)
     world.complete(ws)
+    world.await_heard(agent)
     world.delay_check("reconnect", 0)
     world.settle()
 

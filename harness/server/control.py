@@ -173,6 +173,6 @@ class Control:
         delay = body.get("durable_check_delay_ms", self.hooks.durable_check_delay_ms)
         if not isinstance(delay, int) or delay < 0:
             raise web.HTTPBadRequest(text="durable_check_delay_ms must be a non-negative integer")
-        self.hooks.durable_check_delay_ms = delay
+        self.hooks.set_delay(delay)
         self.log.emit("control.hooks", durable_check_delay_ms=delay)
         return web.json_response({"durable_check_delay_ms": delay})

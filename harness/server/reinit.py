@@ -2,7 +2,8 @@
 
 The order of work is the release's, step for step:
 
-1. agent-token auth (header ``Coder-Session-Token`` or cookie ``coder_session_token``): 401 otherwise;
+1. agent-token auth (cookie ``coder_session_token``, else that query parameter, else the header
+   ``Coder-Session-Token``, in Coder's order): 401 otherwise;
 2. look up the agent's workspace — a failure is a 500; V1 writes it *and carries on* into the stream,
    subscribed to the zero workspace's channel (a real bug in every V1 release);
 3. subscribe to ``prebuild_claimed_<ws>`` first, then (durable variants) decide from the database:
@@ -49,9 +50,29 @@ JSON_TYPE = "application/json; charset=utf-8"
 
 @dataclass
 class Hooks:
-    """Test hooks a fault can set through the control API."""
+    """Test hooks a fault can set through the control API.
+
+    ``durable_check_delay_ms``: a durable check, once subscribed, waits this long before it reads the
+    database — or until the hook is set again, which releases every check waiting on it at once. So a
+    scenario can hold a check with a long delay, publish, see the subscription hear it, and release the
+    check, instead of hoping a fixed delay is long enough on a loaded machine.
+    """
 
     durable_check_delay_ms: int = 0
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def set_delay(self, ms: int) -> None:
+        self.durable_check_delay_ms = ms
+        self._changed.set()  # wake the checks waiting on the old setting
+        self._changed = asyncio.Event()
+
+    async def wait(self) -> str:
+        """Wait out the delay; why it ended: "elapsed" or "released"."""
+        try:
+            await asyncio.wait_for(self._changed.wait(), self.durable_check_delay_ms / 1000)
+        except TimeoutError:
+            return "elapsed"
+        return "released"
 
 
 @dataclass
@@ -89,7 +110,9 @@ class ReinitHandler:
                       remote=request.remote)
         if not self.variant.has_route:
             return self._reply(stream, 404, coder_response(*ROUTE_NOT_FOUND))
-        token_text = request.headers.get(TOKEN_HEADER) or request.cookies.get(TOKEN_COOKIE)
+        # httpmw.APITokenFromRequest: the cookie, then the query parameter of the same name, then the header
+        token_text = (request.cookies.get(TOKEN_COOKIE) or request.query.get(TOKEN_COOKIE)
+                      or request.headers.get(TOKEN_HEADER))
         if not token_text:
             return self._reply(stream, 401, coder_response(*NO_TOKEN))
         try:
@@ -165,7 +188,8 @@ class ReinitHandler:
         if self.hooks.durable_check_delay_ms and durable_branch(self.variant.handler, wait, workspace.owner) is None:
             self.log.emit("reinit.check_delayed", conn=stream.conn, agent=stream.agent, ws=str(workspace.id),
                           ms=self.hooks.durable_check_delay_ms)
-            await asyncio.sleep(self.hooks.durable_check_delay_ms / 1000)
+            why = await self.hooks.wait()
+            self.log.emit("reinit.check_resumed", conn=stream.conn, agent=stream.agent, ws=str(workspace.id), why=why)
         state = await self.store.workspace_state(workspace)
         if state is None:
             return None
