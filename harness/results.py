@@ -49,11 +49,13 @@ def summarize(meta: dict[str, Any], cells: list[dict[str, Any]], *, finished: bo
                "surprises": sum(1 for c in cells if c["surprise"]),
                "accepted": sum(1 for c in cells if c["accepted"])}
     ledger = []
+    # a line whose cells all passed is stale only if the run covered the matrix: a subset may miss its failures
+    whole = summary["planned"] >= meta.get("matrix_cells", summary["planned"])
     for entry in meta.get("ledger", []):
         matched = [c for c in cells if c.get("ledger") and c["ledger"]["line"] == entry["line"]]
         accepted = [c for c in matched if c["accepted"]]
-        status = ("expired" if not entry["live"] else "not exercised" if not matched else
-                  "stale" if not accepted else "in use")
+        status = ("expired" if not entry["live"] else "not exercised" if not matched else "in use" if accepted
+                  else "stale" if whole else "unused in this run")
         ledger.append({**entry, "status": status, "cells_matched": len(matched), "cells_accepted": len(accepted)})
     blocking = sorted(c["id"] for c in cells if c["candidate_involved"] and not c["accepted"] and
                       (c["verdict"] in BLOCKING or c["surprise"]))

@@ -15,7 +15,7 @@ import pytest
 import harness.report
 from harness.report import REPORT_FILES, render_run
 from harness.report.history import HISTORY, LATEST, history_entry, load_history, record_history, update_latest
-from harness.results import RunRecorder
+from harness.results import RunRecorder, summarize
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "results"
 P1 = "v2.31.14>v2.31.14>v2.34.4,agent=v2.31.14"
@@ -209,3 +209,19 @@ def test_history_lines_of_another_shape_are_skipped_and_kept(tmp_path: Path) -> 
     assert [e["run"] for e in entries] == ["run-a", "run-b"] and skipped == len(foreign)
     assert (tmp_path / HISTORY).read_bytes().startswith(b"\n".join(foreign) + b"\n")  # byte for byte
     assert leftovers(tmp_path) == []
+
+
+def _ledger_status(planned: int, matrix_cells: int, verdict: str) -> str:
+    entry = {"line": 7, "match": "agent=V1", "reason": "r", "ticket": "t", "expires": "2099-01-01", "live": True}
+    cell = {"id": "c", "verdict": verdict, "surprise": False, "accepted": verdict == "FAIL",
+            "candidate_involved": True, "ledger": {"line": 7}}
+    meta = {"ledger": [entry], "cells_planned": planned, "matrix_cells": matrix_cells}
+    return summarize(meta, [cell], finished=True)["ledger"][0]["status"]
+
+
+def test_a_ledger_line_is_stale_only_when_the_whole_matrix_ran() -> None:
+    """A --scenario or --cell subset may not include the cells the line exists for."""
+    assert _ledger_status(1, 1, "PASS") == "stale"
+    assert _ledger_status(1, 60, "PASS") == "unused in this run"
+    assert _ledger_status(1, 60, "FAIL") == "in use"
+    assert _ledger_status(1, 1, "FAIL") == "in use"

@@ -144,6 +144,7 @@ class HarnessSession:
                         "platform": platform.platform()},
             "postgres": source.describe(), "workers": self.config.getoption("numprocesses", None) or 0,
             "cells_planned": len(self.plan), "cell_order": [c.id for c in self.plan],
+            "matrix_cells": len(cells(m, list(self.scenarios))),  # a smaller plan cannot call a ledger line stale
             "cells_chosen": bool(self.config.getoption("harness_cell")),  # --cell: a repro, kept out of history
             "scenarios": {n: {"title": sc.title, "contract": list(sc.contract), "doc": sc.doc}
                           for n, sc in self.scenarios.items() if n in self.by_scenario},
