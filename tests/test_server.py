@@ -294,13 +294,18 @@ def test_v3_waits_while_owner_changed_but_claim_build_not_created(replicas):
     assert s.frames(1) == [SSEEvent("ping")]
 
 
+def following(rep) -> tuple[History, int]:
+    """The replica's events, and where the ones still to come start."""
+    history = History()
+    history.follow(rep.events_path)
+    return history, len(history)
+
+
 def test_durable_check_delay_hook_and_subscribe_first(replicas):
     """Held check: the publish is heard by the subscription made *before* the check; released, it seeds once."""
     rep = replicas["V2"]
     ws, owner = claimed(rep, complete=False)
-    history = History()
-    history.follow(rep.events_path)
-    start = len(history)
+    history, start = following(rep)
     rep.control.set_hooks(durable_check_delay_ms=60_000)  # held until set again
     try:
         s = Stream(rep.url, ws.agent_token, wait="true")
@@ -325,9 +330,7 @@ def test_durable_check_delay_hook_and_subscribe_first(replicas):
 def test_a_short_check_delay_runs_out_by_itself(replicas):
     rep = replicas["V3"]
     ws, owner = claimed(rep, complete=True)
-    history = History()
-    history.follow(rep.events_path)
-    start = len(history)
+    history, start = following(rep)
     rep.control.set_hooks(durable_check_delay_ms=300)
     try:
         t0 = time.monotonic()
