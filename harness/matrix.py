@@ -208,6 +208,11 @@ def load(path: Path | str, *, known_scenarios: list[str]) -> Matrix:
     time_scale = opt("time_scale", None, lambda n, w: float(c.number(n, w, float, 0.01, 100)))
     quiet_ms = opt("quiet_ms", None, lambda n, w: c.number(n, w, int, 0, 60_000))
     candidate = opt("candidate", None, lambda n, w: c.tag(n, w, pins))
+    in_upgrades = list(dict.fromkeys(v for u in upgrades for v in (u.old, u.new)))
+    if candidate is not None and candidate not in in_upgrades:
+        # a gate for a release no cell runs would pass without checking anything (a typo, say)
+        raise c.fail(top["candidate"][1], "candidate", f"{candidate} is in none of the upgrades "
+                     f"(they name {', '.join(in_upgrades)})")
 
     agents: tuple[str, ...] = ("old", "new")
     if "agents" in top:

@@ -60,6 +60,8 @@ BROKEN = [
      "ledger[0].match.colour: unknown key"),
     (GOOD + "seed: 4\n", ":5: seed: given twice"),
     (GOOD + "candidate: latest\n", "candidate"),
+    (GOOD.replace("candidate: v2.34.4", "candidate: v2.34.44"),
+     ":2: candidate: v2.34.44 is in none of the upgrades (they name v2.33.9, v2.34.4)"),
 ]
 
 
