@@ -148,6 +148,18 @@ def test_one_cell_repro_command_runs_just_that_cell(run, tmp_path):
     results = json.loads(next(tmp_path.iterdir()).joinpath("results.json").read_text())
     assert [x["id"] for x in results["cells"]] == [c["id"]]
     assert results["cells"][0]["verdict"] == "PASS" and r.returncode == 0, r.stdout[-1500:]
+    assert not (tmp_path / "history.jsonl").exists()  # a repro is not a run of the matrix
+
+
+def test_a_scenario_subset_is_a_run_that_history_keeps(run, tmp_path):
+    matrix = run[1]["run"]["matrix"]
+    r = subprocess.run([sys.executable, "-m", "harness", "run", "--matrix", matrix, "--scenario", "payload_v1_keys",
+                        "-n", "0", "--report-dir", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and "gate FAILED for v2.33.9" in r.stdout, r.stdout[-1500:] + r.stderr[-1500:]
+    assert "warning" not in r.stdout.lower() and "bringing up nodes" not in r.stdout
+    lines = (tmp_path / "history.jsonl").read_text().splitlines()
+    assert len(lines) == 1
+    assert sorted(json.loads(lines[0])["cells"]) == sorted(c for c in run[2] if c.startswith("payload_v1_keys["))
 
 
 

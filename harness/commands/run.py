@@ -99,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
     run_dir = new_run_dir(settings.report_dir)
     # hypothesis's plugin imports hypothesis in every worker's teardown: seconds added to a Ctrl-C
     argv = ["--pyargs", "harness.scenarios", "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-qq",
+            "-W", "ignore::pytest.PytestAssertRewriteWarning",  # `python -m harness` imports harness first
             "--no-header", "-rN", "--tb=no",
             "-o", "addopts=", "--matrix", str(matrix.path), "--harness-run-dir", str(run_dir),
             "--harness-report-dir", str(settings.report_dir)]
@@ -106,8 +107,10 @@ def run(args: argparse.Namespace) -> int:
                         ("--harness-quiet-ms", args.quiet_ms)):
         if given is not None:  # the rest the plugin resolves as above (environment, matrix), sources included
             argv += [flag, str(given)]
-    for c in plan if (args.cell or args.scenario) else ():
-        argv += ["--harness-cell", c.id]
+    for s in args.scenario or ():  # a subset of the matrix: a run that history and trends keep
+        argv += ["--harness-scenario", s]
+    for cid in args.cell or ():  # chosen cells: a repro, kept out of history
+        argv += ["--harness-cell", cid]
     if n:
         argv += ["-n", str(n), "--dist", "worksteal"]
     print(f"  run folder: {run_dir}", flush=True)

@@ -161,11 +161,17 @@ class HarnessSession:
         return [f"harness: {len(self.plan)} cells from {self.matrix.path} · seed {s.seed} ({s.sources['seed']}) · "
                 f"time scale {s.time_scale:g} ({s.sources['time_scale']}) · run folder {self.run_dir}"]
 
+    @pytest.hookimpl(tryfirst=True)  # before xdist's, which writes its status line
     def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if not os.environ.get(VIA_HARNESS_RUN):
+            return
         tr = self.config.pluginmanager.get_plugin("terminalreporter")
-        if os.environ.get(VIA_HARNESS_RUN) and hasattr(tr, "_report_keyboardinterrupt"):
+        if hasattr(tr, "_report_keyboardinterrupt"):
             # `harness run` says "interrupted" itself: no pytest banner pointing at --full-trace, not its option
             tr._report_keyboardinterrupt = lambda: None  # type: ignore[union-attr]
+        dist = self.config.pluginmanager.get_plugin("terminaldistreporter")
+        if dist is not None:  # "bringing up nodes..." (twice when piped): the header and progress lines say it
+            dist.ensure_show_status = dist.rewrite = lambda *a, **k: None
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self.recorder is not None:
