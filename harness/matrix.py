@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from harness.errors import UsageError
-from harness.protocol import VARIANTS, CatalogueError, Release, resolve
+from harness.protocol import VARIANTS, CatalogueError, Release, UnknownRelease, resolve
 
 ROLES = ("publisher", "stream", "reconnect", "agent")
 TOP_KEYS = {"seed", "time_scale", "quiet_ms", "candidate", "versions", "upgrades", "agents", "topologies",
@@ -140,6 +140,8 @@ class _Checker:
         value = self.string(node, where)
         try:
             resolve(value, pins)
+        except UnknownRelease as e:
+            raise self.fail(node, where, f"{e}; pin its variant under 'versions:', e.g. '{e.tag}: V3'") from None
         except CatalogueError as e:
             raise self.fail(node, where, str(e)) from None
         return value

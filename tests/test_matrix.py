@@ -37,7 +37,8 @@ BROKEN = [
     ("seed: 1\n", ": upgrades: missing"),
     ("upgrades:\n  - {from: v2.33.9}\n", ":2: upgrades[0].to: missing"),
     ("upgrades:\n  - {from: v2.33.9, to: v2.99.0}\n",
-     ":2: upgrades[0].to: v2.99.0 is not a release the catalogue knows"),
+     ":2: upgrades[0].to: v2.99.0 is not a release the catalogue knows (it knows releases up to v2.35.1); "
+     "pin its variant under 'versions:', e.g. 'v2.99.0: V3'"),
     ("upgrades:\n  - {from: 2.33.9, to: v2.34.4}\n", "upgrades[0].from: '2.33.9' is not a Coder release tag"),
     ("upgrades:\n  - {from: v2.34.4, to: v2.34.4}\n", "upgrades[0]: from and to are the same release"),
     (GOOD + "time_scale: 0\n", ":5: time_scale: 0 is out of range"),

@@ -115,6 +115,10 @@ def test_a_small_real_roll_matches_the_model_and_replays_exactly(tmp_path):
     page = (run_dir / "report.html").read_text()
     assert "Rolling upgrade v2.31.14 → v2.34.4: no surprises" in page and "<script" not in page
     assert page.count("<tr>") >= len(result["judgement"]["table"]) + 4  # the counts, then one row per version tuple
+    md = (run_dir / "report.md").read_text()
+    by_versions = md[md.index("## By versions"):md.index("## Plan")]
+    assert [line.split("|")[1].strip() for line in by_versions.splitlines()[6:] if line.startswith("|")] == \
+        [row["versions"] for row in result["judgement"]["table"]]  # every version tuple, as report.html has
     assert ET.parse(run_dir / "junit.xml").getroot().get("failures") == "0"
     replay = _roll(tmp_path / "replay", "--replay-plan", str(run_dir / "plan.json"), "--dry-run")
     assert replay.returncode == 0

@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from harness.errors import UsageError, appendable, bounded
-from harness.protocol import CatalogueError, Release, resolve
+from harness.protocol import CatalogueError, Release, UnknownRelease, resolve
 
 
 def add_release_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,15 +24,21 @@ def add_release_arguments(p: argparse.ArgumentParser) -> None:
                    help="multiply the retry back-off by this (default 1: Coder's real timings)")
 
 
-def release_from(args: argparse.Namespace) -> Release:
-    if not args.variant and not args.version_tag:
+def named_release(version_tag: str | None, variant: str | None) -> Release:
+    """The release --version-tag and/or --variant name (a variant with a tag pins it); UsageError otherwise."""
+    if not variant and not version_tag:
         raise UsageError("give --variant or --version-tag")
-    bounded("--time-scale", args.time_scale, 0.01, 100)
     try:
-        release = resolve(args.version_tag or args.variant,
-                          {args.version_tag: args.variant} if args.version_tag and args.variant else None)
+        return resolve(version_tag or variant or "", {version_tag: variant} if version_tag and variant else None)
+    except UnknownRelease as e:
+        raise UsageError(f"{e}; give its variant too, e.g. --version-tag {e.tag} --variant V3") from None
     except CatalogueError as e:
         raise UsageError(str(e)) from None
+
+
+def release_from(args: argparse.Namespace) -> Release:
+    release = named_release(args.version_tag, args.variant)
+    bounded("--time-scale", args.time_scale, 0.01, 100)
     if release.variant.agent is None:
         raise UsageError(f"{release.tag} is {release.variant.name}: its agent has no reinit loop to simulate")
     return release

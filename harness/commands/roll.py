@@ -17,6 +17,7 @@ from typing import Any
 
 from harness.errors import UsageError, bounded
 from harness.pg.locate import DSN_ENV
+from harness.results import atomic_write
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -110,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     run_dir = ready_report_dir(Path(args.report_dir)) / f"{time.strftime('%Y%m%d-%H%M%S')}-roll-{secrets.token_hex(3)}"
     run_dir.mkdir()
     plan_path = run_dir / "plan.json"
-    plan_path.write_text(plan.to_json())
+    atomic_write(plan_path, plan.to_json())
     replay = replay_command(plan_path, args)
     print(f"run folder: {run_dir}\nreplay: {replay}", flush=True)
     reached: list[str] = []  # the step lines printed so far, for a report if the roll stops early
@@ -144,8 +145,9 @@ def run(args: argparse.Namespace) -> int:
     live, predicted, lat = j["live"], j["predicted"], result["latencies_ms"]
     print(f"\n{live.get('claims', 0)} claims: " + ", ".join(
         f"{k} {live.get(k, 0)} (predicted {predicted.get(k, 0)})" for k in report.KINDS))
-    print(f"completion → reinit p50 {percentile(lat, 50):.0f} ms, p99 {percentile(lat, 99):.0f} ms · "
-          f"peak memory {peak_rss_mb():.0f} MiB · wall {result['wall_s']} s")
+    timing = (f"completion → reinit p50 {percentile(lat, 50):.0f} ms, p99 {percentile(lat, 99):.0f} ms" if lat
+              else "no reinit to time")
+    print(f"{timing} · peak memory {peak_rss_mb():.0f} MiB · wall {result['wall_s']} s")
     print(f"{len(j['surprises'])} SURPRISE(S)" if j["surprises"] else "no surprises: every claim went as predicted")
     print(f"report: {run_dir / 'report.md'}")
     return 1 if j["surprises"] else 0
@@ -185,6 +187,9 @@ def shrink(plan, result: dict[str, Any], dsn: str, run_dir: Path, args: argparse
     print(f"shrinking: {target}", flush=True)
     smallest, runs = shrink_plan(plan, shows, progress=lambda m: print(m, flush=True))
     path = run_dir / "shrunk-plan.json"
-    path.write_text(smallest.to_json())
+    atomic_write(path, smallest.to_json())
+    replay = replay_command(path, args)
+    print(f"shrunk to {len(smallest.agents)} agent(s) and {len(smallest.steps)} step(s) in {runs} tries: {path}\n"
+          f"replay: {replay}", flush=True)
     return {"target": target, "agents": len(smallest.agents), "steps": len(smallest.steps), "runs": runs,
-            "replay": replay_command(path, args), "lines": smallest.lines()}
+            "replay": replay, "lines": smallest.lines()}

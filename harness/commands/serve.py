@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 from harness import aio
+from harness.commands.agent import named_release
 from harness.errors import UsageError, appendable, bounded
 from harness.pg.locate import DSN_ENV
-from harness.protocol import CatalogueError, resolve
 from harness.protocol.ids import HEARTBEAT_S
 
 
@@ -31,13 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from harness.pg.session import postgres
     from harness.server.app import ReplicaConfig, serve
 
-    if not args.variant and not args.version_tag:
-        raise UsageError("give --variant or --version-tag")
-    try:
-        release = resolve(args.version_tag or args.variant, {args.version_tag: args.variant} if
-                          args.version_tag and args.variant else None)
-    except CatalogueError as e:
-        raise UsageError(str(e)) from None
+    release = named_release(args.version_tag, args.variant)
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port {args.port}: not a TCP port")
     bounded("--heartbeat", args.heartbeat, 0.01, 3600)

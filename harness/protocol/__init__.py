@@ -9,6 +9,7 @@ from harness.protocol.catalogue import (
     AuthStyle,
     CatalogueError,
     Release,
+    UnknownRelease,
     Variant,
     ranges_of,
     resolve,
@@ -43,6 +44,6 @@ __all__ = [
     "END_OF_STREAM", "NEED_DATA", "PING_FRAME", "VARIANTS", "AgentAction", "AgentRule", "AuthStyle", "Backoff",
     "Build", "CatalogueError", "ClaimEvent", "Decision", "DecisionKind", "EventCodec", "GoJSONError",
     "HandlerRule", "Heard", "ListenerRule", "PublisherFormat", "Release", "SSEEvent", "SSEProtocolError",
-    "StrictReader", "Variant", "WorkspaceState", "coder_response", "data_frame", "decide", "parse_go_bool",
-    "parse_uuid", "ranges_of", "resolve", "variant_of_tag", "waits_after_errors",
+    "StrictReader", "UnknownRelease", "Variant", "WorkspaceState", "coder_response", "data_frame", "decide",
+    "parse_go_bool", "parse_uuid", "ranges_of", "resolve", "variant_of_tag", "waits_after_errors",
 ]

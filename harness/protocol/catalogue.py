@@ -22,6 +22,14 @@ class CatalogueError(ValueError):
     """A tag or variant name the catalogue cannot place (the caller's input)."""
 
 
+class UnknownRelease(CatalogueError):
+    """A well-formed tag outside the releases the catalogue knows; each caller says how to give its variant."""
+
+    def __init__(self, tag: str, newest: str) -> None:
+        super().__init__(f"{tag} is not a release the catalogue knows (it knows releases up to {newest})")
+        self.tag = tag
+
+
 class AuthStyle(Enum):
     COOKIE = "cookie"  # agents up to v2.31.0 send coder_session_token as a cookie
     HEADER = "header"  # agents from v2.31.1 send the Coder-Session-Token header
@@ -156,9 +164,7 @@ def variant_of_tag(tag: str) -> Variant:
         before = (major, minor, patch - 1) if patch > 0 else (major, minor - 1, 0) if minor > 0 else None
         found = _release_variant(before) if before is not None else "V0"
     if found is None:
-        raise CatalogueError(
-            f"{tag} is not a release the catalogue knows (it knows releases up to {_newest_known()}); "
-            f"pin its variant in the matrix file under 'versions:', e.g. '{tag}: V3'")
+        raise UnknownRelease(tag, _newest_known())
     return VARIANTS[found]
 
 

@@ -21,6 +21,19 @@ from harness.results import atomic_write
 KINDS = ("lost", "duplicated", "spurious", "polls forever")
 
 
+BY_VERSIONS = ["versions", "agents", "claims", *KINDS, "surprises"]
+VERSIONS_NOTE = ("Versions: the publisher > the replica holding the stream at publish time > the replica the agent "
+                 "reconnected to next · the agent. Agents: all of them; claims: those in claimed prebuilds (the "
+                 "others are in regular workspaces).")
+
+
+def by_versions(table: list[dict[str, Any]]) -> list[list[Any]]:
+    """The anomaly table's rows, the same in report.md and report.html."""
+    return [[r["versions"], r.get("agents", 0), r.get("claims", 0),
+             *[f"{r.get(f'{k} (live)', 0)} ({r.get(f'{k} (predicted)', 0)})" for k in KINDS], r.get("surprises", 0)]
+            for r in table]
+
+
 def markdown(result: dict[str, Any]) -> str:
     j, plan = result["judgement"], result["plan"]
     live, predicted = j["live"], j["predicted"]
@@ -33,17 +46,8 @@ def markdown(result: dict[str, Any]) -> str:
     rows = [[k, live.get(k, 0), predicted.get(k, 0)] for k in KINDS]
     out += ["## Anomalies (live vs predicted by the model)", "",
             tabulate(rows, headers=["anomaly", "live", "predicted"], tablefmt="github"), ""]
-    body = []
-    for r in j["table"]:
-        cells = [f"{r.get(f'{k} (live)', 0)} ({r.get(f'{k} (predicted)', 0)})"
-                 if r.get(f"{k} (live)") or r.get(f"{k} (predicted)") else "" for k in KINDS]
-        if any(cells) or r.get("surprises"):
-            body.append([r["versions"], r.get("claims", 0) or r.get("agents", 0), *cells, r.get("surprises") or ""])
-    if body:
-        out += ["## Anomalies by versions: live (predicted)", "",
-                "Versions are the publisher > the replica holding the stream at publish time > the replica the agent "
-                "reconnected to next · the agent.", "",
-                tabulate(body, headers=["versions", "claims", *KINDS, "surprises"], tablefmt="github"), ""]
+    out += ["## By versions: live (predicted)", "", VERSIONS_NOTE, "",
+            tabulate(by_versions(j["table"]), headers=BY_VERSIONS, tablefmt="github"), ""]
     if surprises:
         out += ["## Surprises", ""]
         for agent in surprises[:50]:
@@ -76,10 +80,7 @@ def html(result: dict[str, Any]) -> str:
     verdict = "no surprises" if not surprises else f"{len(surprises)} SURPRISE(S)"
     counts = _table(["anomaly", "live", "predicted"],
                     [[k, j["live"].get(k, 0), j["predicted"].get(k, 0)] for k in KINDS])
-    by_versions = _table(["versions", "agents", *KINDS, "surprises"], [
-        [r["versions"], r.get("agents", 0),
-         *[f"{r.get(f'{k} (live)', 0)} ({r.get(f'{k} (predicted)', 0)})" for k in KINDS], r.get("surprises", 0)]
-        for r in j["table"]])
+    versions = _table(BY_VERSIONS, by_versions(j["table"]))
     odd = _table(["agent", "versions", "live", "predicted"], [
         [a, f"{j['outcomes'][a]['publisher']} > {j['outcomes'][a]['stream']} > {j['outcomes'][a]['reconnect']} · "
             f"agent {j['outcomes'][a]['agent_tag']}", ", ".join(j["outcomes"][a]["anomalies"]) or "none",
@@ -105,8 +106,7 @@ def html(result: dict[str, Any]) -> str:
             f"{len(plan['agents'])} agents · {j['live'].get('claims', 0)} claims · wall time {result['wall_s']} s · "
             f"replay: <code>{htmlesc.escape(result['replay'])}</code></div></header><main>"
             f"<h2>Anomalies: live vs predicted by the model</h2>{counts}"
-            f"<h2>By versions: live (predicted)</h2><p>publisher &gt; replica holding the stream at publish time &gt; "
-            f"replica reconnected to next · agent</p>{by_versions}"
+            f"<h2>By versions: live (predicted)</h2><p>{htmlesc.escape(VERSIONS_NOTE)}</p>{versions}"
             + (f"<h2>Surprises</h2>{odd}" if surprises else "")
             + f"<h2>Timeline</h2>{bars}<h2>Plan</h2><pre>{htmlesc.escape(chr(10).join(result['plan_lines']))}</pre>"
             f"{shrunk}</main></body></html>\n")
