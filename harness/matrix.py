@@ -255,14 +255,16 @@ def load(path: Path | str, *, known_scenarios: list[str]) -> Matrix:
     ledger = []
     if "ledger" in top:
         for i, node in enumerate(c.sequence(top["ledger"][1], "ledger")):
-            ledger.append(_ledger_entry(c, node, f"ledger[{i}]", known_scenarios))
+            ledger.append(_ledger_entry(c, node, f"ledger[{i}]", known_scenarios,
+                                        [resolve(v, pins) for v in in_upgrades]))
 
     return Matrix(path=path, sha256=hashlib.sha256(text.encode()).hexdigest(), seed=seed, time_scale=time_scale,
                   quiet_ms=quiet_ms, candidate=candidate, pins=pins, upgrades=upgrades, agents=agents,
                   topologies=topologies, scenarios=scenarios, ledger=ledger)
 
 
-def _ledger_entry(c: _Checker, node: yaml.Node, where: str, known_scenarios: list[str]) -> LedgerEntry:
+def _ledger_entry(c: _Checker, node: yaml.Node, where: str, known_scenarios: list[str],
+                  releases: list[Release]) -> LedgerEntry:
     m = c.mapping(node, where)
     for key, (knode, _) in m.items():
         if key not in ("match", "reason", "ticket", "expires"):
@@ -282,6 +284,11 @@ def _ledger_entry(c: _Checker, node: yaml.Node, where: str, known_scenarios: lis
             for v in values:
                 if not fnmatch.filter(known_scenarios, v):
                     raise c.fail(vnode, f"{where}.match.scenario", f"{v!r} matches no scenario")
+        else:  # a typo here would quietly disable the entry
+            for v in values:
+                if v not in VARIANTS and not any(fnmatch.fnmatchcase(r.tag, v) for r in releases):
+                    raise c.fail(vnode, f"{where}.match.{key}", f"{v!r} is no variant ({', '.join(VARIANTS)}) and "
+                                 f"matches no release of the upgrades ({', '.join(r.tag for r in releases)})")
         match[key] = tuple(values)
     if not match:
         raise c.fail(m["match"][1], f"{where}.match", "empty: it would accept every cell")
@@ -292,7 +299,7 @@ def _ledger_entry(c: _Checker, node: yaml.Node, where: str, known_scenarios: lis
             expires = dt.date.fromisoformat(expires)
         except ValueError:
             expires = None
-    if not isinstance(expires, dt.date):
+    if not isinstance(expires, dt.date) or isinstance(expires, dt.datetime):  # a time of day is no expiry date
         raise c.fail(expires_node, f"{where}.expires", "expected a date like 2027-06-30")
     return LedgerEntry(match=match, reason=c.string(m["reason"][1], f"{where}.reason"),
                        ticket=c.string(m["ticket"][1], f"{where}.ticket"), expires=expires,

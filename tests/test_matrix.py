@@ -59,6 +59,13 @@ BROKEN = [
      "ledger[0].match.scenario: 'zzz*' matches no scenario"),
     (GOOD + "ledger:\n  - {match: {colour: red}, reason: r, ticket: t, expires: 2027-01-01}\n",
      "ledger[0].match.colour: unknown key"),
+    (GOOD + "ledger:\n  - {match: {agent: V9}, reason: r, ticket: t, expires: 2027-01-01}\n",
+     ":6: ledger[0].match.agent: 'V9' is no variant (V0, V1, V2, V3, P1, P3) and matches no release of the upgrades "
+     "(v2.33.9, v2.34.4)"),
+    (GOOD + "ledger:\n  - {match: {involves: v2.31.*}, reason: r, ticket: t, expires: 2027-01-01}\n",
+     "ledger[0].match.involves: 'v2.31.*' is no variant"),
+    (GOOD + "ledger:\n  - {match: {agent: V1}, reason: r, ticket: t, expires: 2027-06-30 12:00:00}\n",
+     ":6: ledger[0].expires: expected a date like 2027-06-30"),
     (GOOD + "seed: 4\n", ":5: seed: given twice"),
     (GOOD + "candidate: latest\n", "candidate"),
     (GOOD.replace("candidate: v2.34.4", "candidate: v2.34.44"),
