@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 
@@ -41,3 +42,14 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, argv, message):
     assert r.returncode == 2, r.stderr
     assert message.format(**fill) in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert r.stdout == ""  # nothing started: no ready line, no status line
+
+
+def test_serve_on_a_busy_port_is_one_line_and_exit_2():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "harness", "serve", "--version-tag", "v2.33.9", "--port", str(port)],
+                           capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.strip() == f"harness serve: error: --port {port}: Address already in use"
+    assert r.stdout == ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import secrets
+import socket
 import sys
 from pathlib import Path
 
@@ -34,6 +35,13 @@ def run(args: argparse.Namespace) -> int:
     release = named_release(args.version_tag, args.variant)
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port {args.port}: not a TCP port")
+    if args.port:  # before PostgreSQL starts: a busy port is the caller's to fix, not a traceback
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds it
+            try:
+                probe.bind(("127.0.0.1", args.port))
+            except OSError as e:
+                raise UsageError(f"--port {args.port}: {e.strerror or e}") from None
     bounded("--heartbeat", args.heartbeat, 0.01, 3600)
     bounded("--listener-reconnect", args.listener_reconnect, 0.01, 3600)
     appendable("--log", args.log)
