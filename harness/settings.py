@@ -72,11 +72,16 @@ def resolve(matrix: Matrix, *, seed: int | None = None, time_scale: float | None
     quiet_v, quiet_src = _pick("quiet_ms", quiet_ms, env, matrix.quiet_ms, 300, int,
                                lambda v: "must be between 0 and 60000" if not 0 <= v <= 60000 else None, "--quiet-ms",
                                matrix.path.name)
-    if report_dir is not None and not report_dir.strip():
-        raise UsageError("--report-dir '': give a folder (default: ./reports)")
-    report = Path(report_dir or env.get(ENV["report_dir"]) or DEFAULT_REPORT_DIR)
+    report = report_dir_of(report_dir, env)
     return Settings(seed=int(seed_v), time_scale=float(scale_v), quiet_ms=int(quiet_v), report_dir=report,
                     sources={"seed": seed_src, "time_scale": scale_src, "quiet_ms": quiet_src})
+
+
+def report_dir_of(given: str | None, env: Mapping[str, str]) -> Path:
+    """--report-dir, else $HARNESS_REPORT_DIR, else ./reports; an empty --report-dir is a mistake, not a default."""
+    if given is not None and not given.strip():
+        raise UsageError("--report-dir '': give a folder (default: ./reports)")
+    return Path(given or env.get(ENV["report_dir"]) or DEFAULT_REPORT_DIR)
 
 
 def ready_report_dir(path: Path) -> Path:

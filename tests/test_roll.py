@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import uuid
@@ -328,3 +329,16 @@ def test_bad_bench_input_is_one_line_and_exit_2(args, message):
     r = subprocess.run([sys.executable, "-m", "harness", "bench", *args], capture_output=True, text=True, timeout=120,
                        cwd=Path(__file__).resolve().parent.parent)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and message in r.stderr, r.stderr
+
+
+def test_an_empty_report_dir_or_a_dead_database_stops_a_roll_before_its_folder(tmp_path):
+    args = ["--from", "v2.31.14", "--to", "v2.34.4", "--replicas", "2", "--agents", "5"]
+    r = subprocess.run([sys.executable, "-m", "harness", "roll", *args, "--report-dir", ""], capture_output=True,
+                       text=True, timeout=60, cwd=tmp_path)
+    assert r.returncode == 2 and "--report-dir '': give a folder" in r.stderr, r.stderr
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens on it
+    r = _roll(tmp_path, *args, "--pg-dsn", f"postgresql://x@127.0.0.1:{port}/x")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not tmp_path.exists() or list(tmp_path.iterdir()) == []

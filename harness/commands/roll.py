@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import secrets
 import shlex
 import sys
@@ -34,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--replay-plan", type=Path, help="run this saved plan.json exactly instead of generating one")
     p.add_argument("--shrink", action="store_true", help="on an anomaly, find the smallest plan that still shows it")
     p.add_argument("--dry-run", action="store_true", help="print the plan and stop")
-    p.add_argument("--report-dir", default="reports", help="where run folders go (reports)")
+    p.add_argument("--report-dir", help="where run folders go (default: $HARNESS_REPORT_DIR, else ./reports)")
     p.add_argument("--pg-dsn", help=f"use this PostgreSQL instead of starting one (also ${DSN_ENV})")
 
 
@@ -97,10 +98,11 @@ def execute(plan, dsn: str, log_dir: Path, *, time_scale: float, progress, repla
 
 def run(args: argparse.Namespace) -> int:
     from harness.bench.stats import peak_rss_mb, percentile
+    from harness.pg.locate import check_dsn, locate
     from harness.pg.session import postgres
     from harness.roll import report
     from harness.roll.runner import RollStepError
-    from harness.settings import ready_report_dir
+    from harness.settings import ready_report_dir, report_dir_of
 
     plan = load_plan(args)
     bounded("--time-scale", args.time_scale, 0.01, 100)
@@ -108,7 +110,13 @@ def run(args: argparse.Namespace) -> int:
     print("\n".join(plan.lines()), flush=True)
     if args.dry_run:
         return 0
-    run_dir = ready_report_dir(Path(args.report_dir)) / f"{time.strftime('%Y%m%d-%H%M%S')}-roll-{secrets.token_hex(3)}"
+    if args.pg_dsn:
+        os.environ[DSN_ENV] = args.pg_dsn
+    source = locate()
+    if source.kind == "dsn":
+        check_dsn(source.dsn or "")  # before the run folder exists: a bad DSN leaves nothing behind
+    report_dir = ready_report_dir(report_dir_of(args.report_dir, os.environ))
+    run_dir = report_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-roll-{secrets.token_hex(3)}"
     run_dir.mkdir()
     plan_path = run_dir / "plan.json"
     atomic_write(plan_path, plan.to_json())
