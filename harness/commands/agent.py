@@ -55,6 +55,13 @@ def check_url(url: str) -> str:
     return url
 
 
+def check_token(where: str, token: str) -> str:
+    """A token goes into a header or a cookie: visible ASCII only, or the agent would retry a request it cannot send."""
+    if not token or not all("!" <= ch <= "~" for ch in token):
+        raise UsageError(f"{where}: {token!r} is not a token (visible ASCII, no spaces)")
+    return token
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--url", required=True, help="the server, e.g. http://127.0.0.1:3000 or https://coder.example.com")
     p.add_argument("--token", required=True, help="the workspace agent's token")
@@ -69,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
     release = release_from(args)
     check_url(args.url)
+    check_token("--token", args.token)
     appendable("--log", args.log)
     done = threading.Event()
 

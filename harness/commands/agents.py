@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from harness.commands.agent import add_release_arguments, check_url, release_from
+from harness.commands.agent import add_release_arguments, check_token, check_url, release_from
 from harness.errors import UsageError, appendable, bounded
 
 STATUS_EVERY_S = 5.0
@@ -44,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--tokens {args.tokens}: not a text file of tokens (not UTF-8)") from None
         if not tokens:
             raise UsageError(f"--tokens {args.tokens}: no tokens in the file")
+        for n, token in enumerate(tokens, 1):
+            check_token(f"--tokens {args.tokens}, token {n}", token)
         workspaces = [""] * len(tokens)
     else:
         if not 1 <= args.count <= MAX_COUNT:
