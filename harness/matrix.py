@@ -254,9 +254,9 @@ def load(path: Path | str, *, known_scenarios: list[str]) -> Matrix:
 
     ledger = []
     if "ledger" in top:
+        releases = [resolve(v, pins) for v in in_upgrades]
         for i, node in enumerate(c.sequence(top["ledger"][1], "ledger")):
-            ledger.append(_ledger_entry(c, node, f"ledger[{i}]", known_scenarios,
-                                        [resolve(v, pins) for v in in_upgrades]))
+            ledger.append(_ledger_entry(c, node, f"ledger[{i}]", known_scenarios, releases))
 
     return Matrix(path=path, sha256=hashlib.sha256(text.encode()).hexdigest(), seed=seed, time_scale=time_scale,
                   quiet_ms=quiet_ms, candidate=candidate, pins=pins, upgrades=upgrades, agents=agents,
