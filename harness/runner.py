@@ -81,6 +81,10 @@ def run_cell(stage: Stage, cell: Cell, scenario: Scenario, matrix: Matrix, setti
     try:
         world = LiveWorld(stage, cell, releases, seed=seed, quiet_s=settings.quiet_s)
         scenario.story(world)
+        dead = sorted(rep.name for rep in world.reps.values() if not rep.alive)
+        if dead:  # the scenario's own kills restart the replica: this one was not the protocol's doing
+            raise HarnessError(f"replica {', '.join(dead)} died during the cell, not by a fault the scenario "
+                               "planned", hint="its logs and stderr are in the run's logs folder")
     except HarnessError as e:
         error = str(e)
     except Exception as e:  # a harness bug in one cell must not take the run down; it shows as ERROR

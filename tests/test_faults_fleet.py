@@ -88,3 +88,39 @@ def test_the_stage_restarts_a_replica_that_stopped_answering(pg_dsn, tmp_path):
         assert rep.alive and not rep.responsive(timeout_s=0.5)
         assert stage.heal() == ["v2.33.9"]
         assert rep.responsive() and rep.control.state()["variant"] == "V2"
+
+
+def test_a_replica_that_dies_during_a_cell_makes_it_error_and_is_restarted(pg_dsn, tmp_path):
+    """An unplanned crash must not pass for the protocol's behaviour (a dead replica sends nothing: QUIET holds)."""
+    import os
+    import signal
+
+    from harness.matrix import load
+    from harness.plan import Cell
+    from harness.runner import run_cell
+    from harness.scenarios import Scenario, catalogue
+    from harness.scenarios.live import LiveWorld
+    from harness.settings import resolve as resolve_settings
+    from harness.stage import Stage
+
+    matrix = load("matrix.yaml", known_scenarios=list(catalogue()))
+    settings = resolve_settings(matrix, env={})
+    live_claim = catalogue()["live_claim"]
+
+    def crash_midway(world):
+        ws = world.prebuild()
+        world.start_agent(ws)
+        if isinstance(world, LiveWorld):  # the story also runs on the model, for the prediction
+            proc = world.reps["v2.33.9"].proc
+            os.kill(proc.pid, signal.SIGKILL)  # nobody planned this
+            proc.wait(10)
+
+    cell = Cell("live_claim", "v2.33.9", "v2.33.9", "v2.33.9", "v2.33.9")
+    with Stage(pg_dsn, tmp_path) as stage:
+        result = run_cell(stage, cell, Scenario("live_claim", crash_midway, live_claim.contract), matrix, settings)
+        assert result["verdict"] == "ERROR" and not result["surprise"]
+        assert result["error"].startswith("replica v2.33.9 died during the cell, not by a fault the scenario planned")
+        assert "(replicas restarted after this cell: v2.33.9)" in result["error"]
+        assert stage.fleet.replicas["v2.33.9"].responsive()
+        fine = run_cell(stage, cell, live_claim, matrix, settings)  # the next cell runs on the restarted replica
+        assert fine["verdict"] == "PASS" and fine["error"] is None
