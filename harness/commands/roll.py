@@ -98,7 +98,7 @@ def execute(plan, dsn: str, log_dir: Path, *, time_scale: float, progress, repla
 
 def run(args: argparse.Namespace) -> int:
     from harness.bench.stats import peak_rss_mb, percentile
-    from harness.pg.locate import check_dsn, locate
+    from harness.pg.locate import located_and_checked
     from harness.pg.session import postgres
     from harness.roll import report
     from harness.roll.runner import RollStepError
@@ -110,11 +110,7 @@ def run(args: argparse.Namespace) -> int:
     print("\n".join(plan.lines()), flush=True)
     if args.dry_run:
         return 0
-    if args.pg_dsn:
-        os.environ[DSN_ENV] = args.pg_dsn
-    source = locate()
-    if source.kind == "dsn":
-        check_dsn(source.dsn or "")  # before the run folder exists: a bad DSN leaves nothing behind
+    located_and_checked(args.pg_dsn)  # before the run folder exists: a bad DSN leaves nothing behind
     report_dir = ready_report_dir(report_dir_of(args.report_dir, os.environ))
     run_dir = report_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-roll-{secrets.token_hex(3)}"
     run_dir.mkdir()

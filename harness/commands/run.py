@@ -90,11 +90,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.pg_dsn:
         os.environ[DSN_ENV] = args.pg_dsn
-    from harness.pg.locate import check_dsn, locate
+    from harness.pg.locate import located_and_checked
 
-    source = locate()
-    if source.kind == "dsn":
-        check_dsn(source.dsn or "")  # before the run folder exists: a bad DSN leaves nothing behind
+    located_and_checked()  # before the run folder exists: a bad DSN leaves nothing behind
     ready_report_dir(settings.report_dir)
     run_dir = new_run_dir(settings.report_dir)
     # hypothesis's plugin imports hypothesis in every worker's teardown: seconds added to a Ctrl-C

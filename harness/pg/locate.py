@@ -90,3 +90,11 @@ def locate(dsn: str | None = None, *, allow_env: bool = True) -> PostgresSource:
         return PostgresSource("pgserver", bindir=bindir)
     raise UsageError("no PostgreSQL found: pass --pg-dsn (or set HARNESS_PG_DSN), put initdb/pg_ctl on PATH, "
                      "or 'pip install pgserver'")
+
+
+def located_and_checked(dsn: str | None = None) -> PostgresSource:
+    """``locate(dsn)``; a DSN that does not answer is bad input now, before anything is made for the run."""
+    source = locate(dsn)
+    if source.kind == "dsn":
+        check_dsn(source.dsn or "")
+    return source

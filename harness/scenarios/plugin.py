@@ -25,7 +25,7 @@ from harness import __version__, interrupts
 from harness.errors import HarnessError, UsageError
 from harness.matrix import Matrix
 from harness.matrix import load as load_matrix
-from harness.pg.locate import DSN_ENV, check_dsn, locate
+from harness.pg.locate import DSN_ENV, located_and_checked
 from harness.plan import Cell, cells
 from harness.results import RunRecorder
 from harness.scenarios import catalogue
@@ -123,11 +123,9 @@ class HarnessSession:
     def _start_controller(self) -> None:
         run_dir = Path(self.config.getoption("harness_run_dir") or new_run_dir(self.settings.report_dir))
         os.environ[RUN_DIR_ENV] = str(run_dir)
-        source = locate()
         try:
             ready_report_dir(self.settings.report_dir)
-            if source.kind == "dsn":
-                check_dsn(source.dsn or "")
+            source = located_and_checked()
         except UsageError as e:
             raise pytest.UsageError(str(e)) from None
         else:
